@@ -1,0 +1,227 @@
+"""Adversarial losses as pure functions of the discriminator's logits.
+
+Every loss has the same signature::
+
+    loss_fn(real_logits, fake_logits) -> (d_loss, g_loss, aux)
+
+`real_logits` and `fake_logits` are float arrays of shape [B] (the discriminator's raw outputs, before
+any sigmoid). `d_loss` and `g_loss` are scalars averaged over the batch; `aux` holds the real and
+fake terms of the discriminator loss (`d_real`, `d_fake`, so `d_loss == d_real + d_fake`) and of the
+generator loss where it has two (`g_real`, `g_fake`). A loss is chosen by name from `LOSSES`.
+
+Terms with log(sigmoid(.)) are written with `jax.nn.log_sigmoid` / `softplus`: log(sigmoid(x))
+underflows to -inf for x below about -88 in float32, which turns a confident discriminator into a
+NaN gradient.
+"""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from ganjax.errors import ConfigError
+
+LossOutput = tuple[jax.Array, jax.Array, dict[str, jax.Array]]
+LossFn = Callable[[jax.Array, jax.Array], LossOutput]
+
+
+def _f32(real_logits, fake_logits):
+    # Logits may come out of a bfloat16 network; sums over the batch are done in float32.
+    return jnp.asarray(real_logits, jnp.float32), jnp.asarray(fake_logits, jnp.float32)
+
+
+def minimax(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
+    """The original saturating minimax loss.
+
+    D maximises log D(x) + log(1 - D(G(z))); G minimises log(1 - D(G(z))), whose gradient vanishes
+    when D confidently rejects the fakes (the reason for the non-saturating variant).
+
+    Args:
+      real_logits: D's logits on real data, shape [B].
+      fake_logits: D's logits on generated data, shape [B].
+
+    Returns:
+      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake'}.
+
+    References:
+      Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014. https://arxiv.org/abs/1406.2661
+    """
+    r, f = _f32(real_logits, fake_logits)
+    d_real = jnp.mean(jax.nn.softplus(-r))  # -log sigmoid(r)
+    d_fake = jnp.mean(jax.nn.softplus(f))  # -log(1 - sigmoid(f))
+    g_loss = -jnp.mean(jax.nn.softplus(f))  # log(1 - sigmoid(f))
+    return d_real + d_fake, g_loss, {'d_real': d_real, 'd_fake': d_fake}
+
+
+def non_saturating(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
+    """The non-saturating loss: D as in minimax, G maximises log D(G(z)).
+
+    Args:
+      real_logits: D's logits on real data, shape [B].
+      fake_logits: D's logits on generated data, shape [B].
+
+    Returns:
+      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake'}.
+
+    References:
+      Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014, section 3.
+      https://arxiv.org/abs/1406.2661
+    """
+    r, f = _f32(real_logits, fake_logits)
+    d_real = jnp.mean(jax.nn.softplus(-r))
+    d_fake = jnp.mean(jax.nn.softplus(f))
+    g_loss = jnp.mean(jax.nn.softplus(-f))  # -log sigmoid(f)
+    return d_real + d_fake, g_loss, {'d_real': d_real, 'd_fake': d_fake}
+
+
+def wasserstein(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
+    """The Wasserstein (critic) loss: D maximises E[D(x)] - E[D(G(z))].
+
+    The critic must be kept Lipschitz by other means: weight clipping (`loss.weight_clip`, as in the
+    WGAN paper) or a gradient penalty (`penalty.name='wgan_gp'`, Gulrajani et al. 2017).
+
+    Args:
+      real_logits: critic outputs on real data, shape [B].
+      fake_logits: critic outputs on generated data, shape [B].
+
+    Returns:
+      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake'}.
+
+    References:
+      Arjovsky, Chintala, Bottou, "Wasserstein GAN", ICML 2017. https://arxiv.org/abs/1701.07875
+    """
+    r, f = _f32(real_logits, fake_logits)
+    d_real = -jnp.mean(r)
+    d_fake = jnp.mean(f)
+    return d_real + d_fake, -jnp.mean(f), {'d_real': d_real, 'd_fake': d_fake}
+
+
+def hinge(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
+    """The hinge loss: D minimises E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]; G minimises -E[D(G(z))].
+
+    Args:
+      real_logits: D's logits on real data, shape [B].
+      fake_logits: D's logits on generated data, shape [B].
+
+    Returns:
+      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake'}.
+
+    References:
+      Lim and Ye, "Geometric GAN", 2017. https://arxiv.org/abs/1705.02894 ;
+      Miyato et al., "Spectral Normalization for GANs", ICLR 2018. https://arxiv.org/abs/1802.05957
+    """
+    r, f = _f32(real_logits, fake_logits)
+    d_real = jnp.mean(jax.nn.relu(1.0 - r))
+    d_fake = jnp.mean(jax.nn.relu(1.0 + f))
+    return d_real + d_fake, -jnp.mean(f), {'d_real': d_real, 'd_fake': d_fake}
+
+
+def least_squares(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
+    """The least-squares loss with targets a=0 (fake), b=1 (real), c=1 (what G wants).
+
+    D minimises 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]; G minimises 1/2 E[(D(G(z)) - 1)^2].
+
+    Args:
+      real_logits: D's raw outputs on real data, shape [B].
+      fake_logits: D's raw outputs on generated data, shape [B].
+
+    Returns:
+      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake'}.
+
+    References:
+      Mao et al., "Least Squares Generative Adversarial Networks", ICCV 2017.
+      https://arxiv.org/abs/1611.04076
+    """
+    r, f = _f32(real_logits, fake_logits)
+    d_real = 0.5 * jnp.mean(jnp.square(r - 1.0))
+    d_fake = 0.5 * jnp.mean(jnp.square(f))
+    g_loss = 0.5 * jnp.mean(jnp.square(f - 1.0))
+    return d_real + d_fake, g_loss, {'d_real': d_real, 'd_fake': d_fake}
+
+
+def relativistic_average(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
+    """Relativistic average standard GAN (RaSGAN).
+
+    D estimates how much more realistic a real sample is than the average fake, and vice versa:
+    with r~ = C(x) - E[C(G(z))] and f~ = C(G(z)) - E[C(x)],
+    d_loss = -E[log sigmoid(r~)] - E[log(1 - sigmoid(f~))] and
+    g_loss = -E[log sigmoid(f~)] - E[log(1 - sigmoid(r~))]. Unlike the other losses, G's loss
+    depends on the real logits too.
+
+    Args:
+      real_logits: D's logits on real data, shape [B].
+      fake_logits: D's logits on generated data, shape [B].
+
+    Returns:
+      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake', 'g_real', 'g_fake'}.
+
+    References:
+      Jolicoeur-Martineau, "The relativistic discriminator: a key element missing from standard
+      GAN", ICLR 2019 (arXiv 2018). https://arxiv.org/abs/1807.00734
+    """
+    r, f = _f32(real_logits, fake_logits)
+    r_rel = r - jnp.mean(f)
+    f_rel = f - jnp.mean(r)
+    d_real = jnp.mean(jax.nn.softplus(-r_rel))
+    d_fake = jnp.mean(jax.nn.softplus(f_rel))
+    g_real = jnp.mean(jax.nn.softplus(r_rel))
+    g_fake = jnp.mean(jax.nn.softplus(-f_rel))
+    aux = {'d_real': d_real, 'd_fake': d_fake, 'g_real': g_real, 'g_fake': g_fake}
+    return d_real + d_fake, g_real + g_fake, aux
+
+
+def relativistic_average_ls(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
+    """Relativistic average least-squares GAN (RaLSGAN).
+
+    With r~ = C(x) - E[C(G(z))] and f~ = C(G(z)) - E[C(x)]:
+    d_loss = E[(r~ - 1)^2] + E[(f~ + 1)^2] and g_loss = E[(f~ - 1)^2] + E[(r~ + 1)^2].
+
+    Args:
+      real_logits: D's raw outputs on real data, shape [B].
+      fake_logits: D's raw outputs on generated data, shape [B].
+
+    Returns:
+      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake', 'g_real', 'g_fake'}.
+
+    References:
+      Jolicoeur-Martineau, "The relativistic discriminator: a key element missing from standard
+      GAN", ICLR 2019 (arXiv 2018). https://arxiv.org/abs/1807.00734
+    """
+    r, f = _f32(real_logits, fake_logits)
+    r_rel = r - jnp.mean(f)
+    f_rel = f - jnp.mean(r)
+    d_real = jnp.mean(jnp.square(r_rel - 1.0))
+    d_fake = jnp.mean(jnp.square(f_rel + 1.0))
+    g_real = jnp.mean(jnp.square(r_rel + 1.0))
+    g_fake = jnp.mean(jnp.square(f_rel - 1.0))
+    aux = {'d_real': d_real, 'd_fake': d_fake, 'g_real': g_real, 'g_fake': g_fake}
+    return d_real + d_fake, g_real + g_fake, aux
+
+
+LOSSES: dict[str, LossFn] = {
+    'minimax': minimax,
+    'non_saturating': non_saturating,
+    'wasserstein': wasserstein,
+    'hinge': hinge,
+    'least_squares': least_squares,
+    'relativistic_average': relativistic_average,
+    'relativistic_average_ls': relativistic_average_ls,
+}
+
+def get_loss(name: str) -> LossFn:
+    """Looks a loss up by name.
+
+    Args:
+      name: a key of `LOSSES`.
+
+    Returns:
+      The loss function.
+
+    Raises:
+      ConfigError: if `name` is not in the table.
+    """
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise ConfigError(
+            f'loss.name={name!r} is not a known loss; choose one of {sorted(LOSSES)}') from None
