@@ -1,0 +1,291 @@
+"""The adversarial update step: a pure function `step(state, batch) -> (state, metrics)`.
+
+`make_train_step` closes over everything static (modules, optimizers, loss, penalty and their
+hyperparameters) and returns a function of arrays only. It holds no device code, no jit and no
+collectives: compiling, donating and sharding it is the caller's business (`ganjax.train`), so the
+same step runs on one device, sharded over a mesh, or vmapped over a population of GANs.
+"""
+
+import dataclasses
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+from ml_collections import ConfigDict
+
+from ganjax import losses, models, optim, penalties
+from ganjax.errors import ConfigError
+from ganjax.state import GANState
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class GANDef:
+    """The static half of a GAN: module definitions and the functions that train them.
+
+    Attributes:
+      generator: Linen module, z [B, latent_dim] -> x [B, *data_shape].
+      discriminator: Linen module, x [B, *data_shape] -> logits [B].
+      g_tx: generator optimizer.
+      d_tx: discriminator optimizer.
+      loss_fn: one of `ganjax.losses.LOSSES`.
+      penalty_fn: one of `ganjax.penalties.PENALTIES`.
+      latent_dim: size of z.
+      data_shape: shape of one example.
+    """
+
+    generator: nn.Module
+    discriminator: nn.Module
+    g_tx: optax.GradientTransformation
+    d_tx: optax.GradientTransformation
+    loss_fn: losses.LossFn
+    penalty_fn: penalties.PenaltyFn
+    latent_dim: int
+    data_shape: tuple[int, ...]
+
+
+def build_gan(config: ConfigDict, data_shape: tuple[int, ...]) -> GANDef:
+    """Builds the modules, optimizers, loss and penalty that `config` names.
+
+    Args:
+      config: the full run config.
+      data_shape: the shape of one example, e.g. (28, 28, 1) or (2,).
+
+    Returns:
+      The GANDef.
+
+    Raises:
+      ConfigError: for an unknown name or a model that cannot produce `data_shape`.
+    """
+    data_shape = tuple(int(d) for d in data_shape)
+    g, d = models.build_models(config.model, data_shape)
+    g_tx, d_tx = optim.make_optimizers(config)
+    return GANDef(generator=g, discriminator=d, g_tx=g_tx, d_tx=d_tx,
+                  loss_fn=losses.get_loss(config.loss.name),
+                  penalty_fn=penalties.get_penalty(config.penalty.name),
+                  latent_dim=int(config.model.latent_dim), data_shape=data_shape)
+
+
+def _split_variables(variables) -> tuple[Any, dict]:
+    variables = dict(variables)
+    params = variables.pop('params')
+    return params, variables
+
+
+def create_state(config: ConfigDict, gan: GANDef, rng: jax.Array | None = None) -> GANState:
+    """Initialises parameters, optimizer states and the EMA copy of G.
+
+    Args:
+      config: the full run config (`seed` is used when `rng` is None).
+      gan: from `build_gan`.
+      rng: optional PRNG key (uint32[2]) to initialise from; a population of GANs vmaps this
+        function over a stack of keys.
+
+    Returns:
+      A GANState at step 0.
+    """
+    if rng is None:
+        rng = jax.random.PRNGKey(config.seed)
+    k_g, k_d, k_run = jax.random.split(rng, 3)
+    z = jnp.zeros((2, gan.latent_dim), jnp.float32)
+    x = jnp.zeros((2,) + gan.data_shape, jnp.float32)
+    g_params, g_state = _split_variables(gan.generator.init(k_g, z, train=False))
+    d_params, d_state = _split_variables(gan.discriminator.init(k_d, x, train=False))
+    return GANState(
+        step=jnp.zeros((), jnp.int32),
+        rng=k_run,
+        g_params=g_params,
+        d_params=d_params,
+        g_state=g_state,
+        d_state=d_state,
+        g_opt_state=gan.g_tx.init(g_params),
+        d_opt_state=gan.d_tx.init(d_params),
+        # A copy, not an alias: the state is donated to the step and each leaf needs its own buffer.
+        ema_params=jax.tree.map(jnp.copy, g_params),
+    )
+
+
+def normalize(x: jax.Array) -> jax.Array:
+    """Maps stored data to the model's range: uint8 images to [-1, 1], anything else as float32.
+
+    Images travel to the device as uint8 (a quarter of the bytes of float32) and are scaled here,
+    inside the compiled step.
+
+    Args:
+      x: a batch of data.
+
+    Returns:
+      float32 array of the same shape.
+    """
+    if x.dtype == jnp.uint8:
+        return x.astype(jnp.float32) * (2.0 / 255.0) - 1.0
+    return x.astype(jnp.float32)
+
+
+def apply_module(module: nn.Module, params, collections: dict, x: jax.Array,
+                 train: bool) -> tuple[jax.Array, dict]:
+    """Runs a module and returns its output with its updated non-param collections.
+
+    Args:
+      module: a Linen module taking (x, train=...).
+      params: its parameters.
+      collections: its other variable collections ({} if none).
+      x: the input.
+      train: training mode (BatchNorm batch statistics, spectral-norm power iteration).
+
+    Returns:
+      (output, collections), the collections updated in training mode and unchanged otherwise.
+    """
+    variables = {'params': params, **collections}
+    if train and collections:
+        out, new = module.apply(variables, x, train=True, mutable=list(collections))
+        return out, dict(new)
+    return module.apply(variables, x, train=train), collections
+
+
+def sample_latent(rng: jax.Array, batch_size: int, latent_dim: int) -> jax.Array:
+    """Standard normal latent codes, [batch_size, latent_dim] float32."""
+    return jax.random.normal(rng, (batch_size, latent_dim), jnp.float32)
+
+
+def _global_norm(tree) -> jax.Array:
+    return optax.tree.norm(jax.tree.map(lambda g: g.astype(jnp.float32), tree))
+
+
+def make_train_step(config: ConfigDict,
+                    gan: GANDef) -> Callable[[GANState, Batch], tuple[GANState, Metrics]]:
+    """Builds the pure adversarial update step.
+
+    One call makes `train.n_critic` discriminator updates (a `lax.scan`, each on its own real
+    batch), then one generator update, then the EMA update of G's parameters: one XLA program.
+
+    Args:
+      config: the full run config.
+      gan: from `build_gan`.
+
+    Returns:
+      `step(state, batch) -> (state, metrics)`. `batch['x']` has shape
+      [n_critic, B, *data_shape] (uint8 images or float data). `metrics` are float32 scalars:
+      d_loss, d_real, d_fake (the loss terms), penalty, d_grad_norm, d_acc_real, d_acc_fake
+      (averaged over the n_critic D updates), g_loss, g_grad_norm (and g_real, g_fake for the
+      relativistic losses).
+    """
+    n_critic = int(config.train.n_critic)
+    if n_critic < 1:
+        raise ConfigError(f'train.n_critic must be >= 1, got {n_critic}')
+    clip = float(config.loss.weight_clip)
+    pen_weight = float(config.penalty.weight)
+    pen_interval = int(config.penalty.interval)
+    if pen_interval < 1:
+        raise ConfigError(f'penalty.interval must be >= 1, got {pen_interval}')
+    ema_decay = float(config.ema.decay)
+    ema_warmup = bool(config.ema.warmup)
+    G, D = gan.generator, gan.discriminator
+
+    def step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
+        x_all = normalize(batch['x'])
+        expected = (n_critic, None) + gan.data_shape
+        if x_all.ndim != len(expected) or x_all.shape[0] != n_critic or \
+                x_all.shape[2:] != gan.data_shape:
+            raise ConfigError(
+                f"batch['x'] has shape {x_all.shape}; the step expects "
+                f'[n_critic={n_critic}, batch, *{gan.data_shape}]')
+        b = x_all.shape[1]
+        key = jax.random.fold_in(state.rng, state.step)
+        k_d, k_g = jax.random.split(key)
+
+        def d_update(carry, inputs):
+            d_params, d_state, d_opt_state = carry
+            x_real, i = inputs
+            k_z, k_pen = jax.random.split(jax.random.fold_in(k_d, i))
+            # G runs in training mode as in the G update, but its statistics are only kept there.
+            fake, _ = apply_module(G, state.g_params, state.g_state,
+                                   sample_latent(k_z, b, gan.latent_dim), train=True)
+            fake = lax.stop_gradient(fake)
+
+            def d_loss_fn(params):
+                real_logits, cols = apply_module(D, params, d_state, x_real, train=True)
+                fake_logits, cols = apply_module(D, params, cols, fake, train=True)
+                d_loss, _, aux = gan.loss_fn(real_logits, fake_logits)
+                d_fn = lambda v: apply_module(D, params, cols, v, train=True)[0]
+                pen = penalties.penalty_term(
+                    gan.penalty_fn, pen_weight, pen_interval, state.step * n_critic + i,
+                    d_fn, x_real, fake, k_pen)
+                out = {'d_loss': d_loss, 'd_real': aux['d_real'], 'd_fake': aux['d_fake'],
+                       'penalty': pen,
+                       'd_acc_real': jnp.mean((real_logits > 0).astype(jnp.float32)),
+                       'd_acc_fake': jnp.mean((fake_logits < 0).astype(jnp.float32))}
+                return d_loss + pen, (cols, out)
+
+            (_, (d_state, metrics)), grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_params)
+            updates, d_opt_state = gan.d_tx.update(grads, d_opt_state, d_params)
+            d_params = optax.apply_updates(d_params, updates)
+            if clip > 0:
+                d_params = jax.tree.map(lambda p: jnp.clip(p, -clip, clip), d_params)
+            metrics['d_grad_norm'] = _global_norm(grads)
+            return (d_params, d_state, d_opt_state), metrics
+
+        (d_params, d_state, d_opt_state), d_metrics = lax.scan(
+            d_update, (state.d_params, state.d_state, state.d_opt_state),
+            (x_all, jnp.arange(n_critic, dtype=jnp.int32)))
+        metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), d_metrics)
+
+        z = sample_latent(k_g, b, gan.latent_dim)
+        x_real = x_all[-1]
+
+        def g_loss_fn(params):
+            fake, g_cols = apply_module(G, params, state.g_state, z, train=True)
+            # D's statistics from the G update are discarded: D was updated above.
+            fake_logits, _ = apply_module(D, d_params, d_state, fake, train=True)
+            # Only the relativistic losses read real logits in G's loss; for the others XLA
+            # removes this forward pass as dead code.
+            real_logits, _ = apply_module(D, d_params, d_state, x_real, train=True)
+            _, g_loss, aux = gan.loss_fn(real_logits, fake_logits)
+            extra = {k: v for k, v in aux.items() if k.startswith('g_')}
+            return g_loss, (g_cols, extra)
+
+        (g_loss, (g_state, g_extra)), g_grads = jax.value_and_grad(
+            g_loss_fn, has_aux=True)(state.g_params)
+        g_updates, g_opt_state = gan.g_tx.update(g_grads, state.g_opt_state, state.g_params)
+        g_params = optax.apply_updates(state.g_params, g_updates)
+
+        step_f = state.step.astype(jnp.float32)
+        decay = jnp.asarray(ema_decay, jnp.float32)
+        if ema_warmup:
+            # Early on the average would be dominated by the random initialisation; ramp the
+            # decay up as (1 + t) / (10 + t), as in TF's ExponentialMovingAverage num_updates.
+            decay = jnp.minimum(decay, (1.0 + step_f) / (10.0 + step_f))
+        ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
+                                  state.ema_params, g_params)
+
+        metrics.update(g_extra)
+        metrics['g_loss'] = g_loss
+        metrics['g_grad_norm'] = _global_norm(g_grads)
+        new_state = state.replace(
+            step=state.step + 1, g_params=g_params, d_params=d_params, g_state=g_state,
+            d_state=d_state, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
+            ema_params=ema_params)
+        return new_state, metrics
+
+    return step
+
+
+def make_generate_fn(gan: GANDef) -> Callable[[Any, dict, jax.Array], jax.Array]:
+    """Returns `generate(params, g_state, z) -> x`, G in inference mode (running statistics).
+
+    Args:
+      gan: from `build_gan`.
+
+    Returns:
+      A pure function; pass `state.ema_params` (or `state.g_params`) and `state.g_state`.
+    """
+
+    def generate(params, g_state, z):
+        return apply_module(gan.generator, params, g_state, z, train=False)[0]
+
+    return generate

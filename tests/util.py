@@ -1,0 +1,46 @@
+"""Helpers shared by the tests: tiny configs and random batches."""
+
+import os
+
+import numpy as np
+
+from ganjax import config as config_lib
+from ganjax.models import TINY_MODEL_OVERRIDES
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(arch: str = 'mlp', **overrides):
+    """The default config with a tiny model of `arch` and small batches.
+
+    Args:
+      arch: a key of ganjax.models.ARCHITECTURES.
+      **overrides: dotted keys with '__' for '.', e.g. loss__name='hinge'.
+
+    Returns:
+      A ConfigDict that passes validation.
+    """
+    config = config_lib.default_config()
+    config.model.arch = arch
+    config.model.update(TINY_MODEL_OVERRIDES[arch])
+    config.data.batch_size = 4
+    config.data.prefetch = 0
+    config.train.num_steps = 4
+    config.train.progress = False
+    config.train.compilation_cache = False  # conftest already set the tests' cache
+    for key, value in overrides.items():
+        section, leaf = key.split('__')
+        config[section][leaf] = value
+    config_lib.validate(config)
+    return config
+
+
+def random_batch(config, data_shape, seed=0):
+    """A batch [n_critic, B, *data_shape]: uint8 for images, float32 otherwise."""
+    rng = np.random.default_rng(seed)
+    shape = (config.train.n_critic, config.data.batch_size) + tuple(data_shape)
+    if len(data_shape) == 3:
+        x = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    else:
+        x = rng.normal(size=shape).astype(np.float32)
+    return {'x': x, 'label': np.zeros(shape[:2], np.int32)}
