@@ -1,0 +1,55 @@
+"""Datasets as random-access sources, and a deterministic, resumable batch iterator.
+
+Host-side only (numpy, PIL, tfds without TensorFlow): nothing here imports jax.
+
+    source = build_source(config.data, 'train')
+    it = BatchIterator(source, config.data.batch_size, seed, prefetch=config.data.prefetch)
+    batch = next(it)   # {'x': uint8 images or float32 vectors, 'label': int32}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ganjax.data.embedded import build_mnist_5k
+from ganjax.data.image_folder import build_image_folder
+from ganjax.data.iterator import BatchIterator
+from ganjax.data.source import ArraySource, DataSpec, Source, config_value, data_spec
+from ganjax.data.tabular import build_csv
+from ganjax.data.toy import build_grid25, build_ring8
+from ganjax.data.tfds_source import build_tfds
+from ganjax.errors import ConfigError
+
+DATASETS: dict[str, Callable[[Any, str], Source]] = {
+    'mnist_5k': build_mnist_5k,
+    'tfds': build_tfds,
+    'image_folder': build_image_folder,
+    'csv': build_csv,
+    'ring8': build_ring8,
+    'grid25': build_grid25,
+}
+
+
+def build_source(data_config: Any, split: str) -> Source:
+    """Builds the source named by data_config.name for a split.
+
+    Args:
+        data_config: the config.data section (ConfigDict).
+        split: 'train' or 'eval'.
+
+    Returns:
+        A `Source`.
+
+    Raises:
+        ConfigError: for an unknown dataset name or split, or invalid data options.
+        DataError: for missing, empty or corrupt data.
+    """
+    name = config_value(data_config, 'name', 'mnist_5k')
+    if name not in DATASETS:
+        raise ConfigError(f'unknown dataset data.name={name!r}; choose one of {sorted(DATASETS)}')
+    return DATASETS[name](data_config, split)
+
+
+__all__ = [
+    'ArraySource', 'BatchIterator', 'DATASETS', 'DataSpec', 'Source', 'build_source', 'data_spec',
+]

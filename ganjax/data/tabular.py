@@ -1,0 +1,255 @@
+"""'csv': a numeric table (gene-expression style), one example per row.
+
+Values are returned exactly as stored (float32), neither standardized nor rescaled: the right
+normalization (log1p of counts, z-scores per gene, ...) depends on the data, so it belongs to
+whoever writes the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import gzip
+import io
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from ganjax.data import source as source_lib
+from ganjax.errors import ConfigError, DataError
+
+LABEL_COLUMN = 'label'
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A parsed numeric table.
+
+    Attributes:
+        x: feature values, float32 [N, D].
+        labels: int32 [N] (-1 everywhere when the table has no label column).
+        columns: names of the D feature columns (from the header, else 'column 1', ...).
+        class_names: names of the classes when the label column holds text, else ().
+        num_classes: number of classes (0 without a label column).
+    """
+
+    x: np.ndarray
+    labels: np.ndarray
+    columns: tuple[str, ...]
+    class_names: tuple[str, ...]
+    num_classes: int
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_text(path: str) -> str:
+    if not path:
+        raise ConfigError("data.name='csv' needs data.path, the path of a .csv file")
+    if not os.path.exists(path):
+        raise DataError(f'csv file {path!r} does not exist')
+    if not os.path.isfile(path):
+        raise DataError(f'csv path {path!r} is not a file')
+    try:
+        if path.endswith('.gz'):
+            with gzip.open(path, 'rb') as f:
+                raw = f.read()
+        else:
+            with open(path, 'rb') as f:
+                raw = f.read()
+        return raw.decode('utf-8-sig')
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f'cannot read csv file {path!r}: {e}') from e
+
+
+def _rows(text: str, path: str) -> list[tuple[int, list[str]]]:
+    """Splits text into (line number, cells), skipping blank lines."""
+    first = next((line for line in text.splitlines() if line.strip()), '')
+    delimiter = ','
+    for candidate in ('\t', ';'):
+        if candidate in first and ',' not in first:
+            delimiter = candidate
+    if '"' not in text:
+        # Plain str.split is ~3x faster than the csv module and enough without quoting.
+        return [(n, line.split(delimiter)) for n, line in enumerate(text.splitlines(), 1)
+                if line.strip()]
+    try:
+        reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+        return [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
+    except csv.Error as e:
+        raise DataError(f'csv file {path!r} is malformed: {e}') from e
+
+
+def _cell_error(path: str, line: int, col: int, name: str, cell: str) -> DataError:
+    where = f'csv file {path!r}, line {line}, column {col + 1} ({name!r})'
+    text = cell.strip()
+    if not text:
+        return DataError(f'{where}: empty cell; fill in or drop missing values')
+    if _is_number(text):
+        kind = 'NaN' if math.isnan(float(text)) else 'infinite (or beyond float32 range)'
+        return DataError(f'{where}: value {text!r} is {kind}; all values must be finite')
+    return DataError(f'{where}: {text!r} is not a number')
+
+
+def load_table(path: str) -> Table:
+    """Reads a numeric csv (or tsv, or ';'-separated) file.
+
+    The first non-blank line is a header when any of its non-empty cells is not a number. A
+    column named 'label' (any case) holds the labels: integers (>= -1, -1 = unlabeled) or class
+    names, which are numbered in sorted order. Every other cell must be a finite number.
+
+    Args:
+        path: the file; '.gz' files are decompressed.
+
+    Returns:
+        A `Table`.
+
+    Raises:
+        DataError: for a missing or empty file, ragged rows, or a cell that is empty, NaN,
+            infinite or not a number (naming the file, line and column).
+    """
+    text = _read_text(path)
+    rows = _rows(text, path)
+    if not rows:
+        raise DataError(f'csv file {path!r} is empty')
+    first_line, first = rows[0]
+    has_header = any(c.strip() and not _is_number(c) for c in first)
+    ncols = len(first)
+    if has_header:
+        names = [c.strip() for c in first]
+        rows = rows[1:]
+    else:
+        names = [f'column {j + 1}' for j in range(ncols)]
+    if not rows:
+        raise DataError(f'csv file {path!r} has a header (line {first_line}) but no data rows')
+    label_cols = [j for j, n in enumerate(names) if n.lower() == LABEL_COLUMN]
+    if len(label_cols) > 1:
+        raise DataError(f'csv file {path!r} has {len(label_cols)} label columns '
+                        f'(columns {[j + 1 for j in label_cols]})')
+    label_col = label_cols[0] if label_cols else None
+    feature_cols = [j for j in range(ncols) if j != label_col]
+    if not feature_cols:
+        raise DataError(f'csv file {path!r} has no feature columns besides {LABEL_COLUMN!r}')
+    for line, row in rows:
+        if len(row) != ncols:
+            raise DataError(f'csv file {path!r}, line {line}: {len(row)} cells, expected {ncols} '
+                            f'like line {first_line}')
+
+    if label_col is None:
+        features = [row for _, row in rows]
+    else:
+        features = [row[:label_col] + row[label_col + 1:] for _, row in rows]
+    flat = [cell for row in features for cell in row]
+    try:
+        values = np.array(flat, dtype=np.float64).reshape(len(rows), len(feature_cols))
+    except ValueError:
+        values = None
+    if values is None:
+        # The fast conversion failed: find the first offending cell for the message.
+        for (line, _), row in zip(rows, features):
+            for k, cell in enumerate(row):
+                if not _is_number(cell):
+                    j = feature_cols[k]
+                    raise _cell_error(path, line, j, names[j], cell) from None
+        raise DataError(f'csv file {path!r} could not be parsed as numbers')  # pragma: no cover
+    with np.errstate(over='ignore'):  # Overflow to inf is reported just below.
+        x = values.astype(np.float32)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        r, k = np.argwhere(bad)[0]
+        j = feature_cols[k]
+        raise _cell_error(path, rows[r][0], j, names[j], features[r][k])
+
+    if label_col is None:
+        labels = np.full(len(rows), -1, np.int32)
+        class_names: tuple[str, ...] = ()
+        num_classes = 0
+    else:
+        labels, class_names, num_classes = _parse_labels(path, rows, label_col)
+    columns = tuple(names[j] for j in feature_cols)
+    return Table(x, labels, columns, class_names, num_classes)
+
+
+def _parse_labels(path: str, rows: list[tuple[int, list[str]]],
+                  col: int) -> tuple[np.ndarray, tuple[str, ...], int]:
+    cells = [row[col].strip() for _, row in rows]
+    for (line, _), cell in zip(rows, cells):
+        if not cell:
+            raise DataError(f'csv file {path!r}, line {line}, column {col + 1} '
+                            f'({LABEL_COLUMN!r}): empty label')
+    if all(_is_number(c) for c in cells):
+        numbers = np.array(cells, dtype=np.float64)
+        for (line, _), cell, v in zip(rows, cells, numbers):
+            if not np.isfinite(v) or v != np.round(v) or v < -1:
+                raise DataError(f'csv file {path!r}, line {line}, column {col + 1} '
+                                f'({LABEL_COLUMN!r}): label {cell!r} is not an integer >= -1 '
+                                f'(-1 = unlabeled)')
+        labels = numbers.astype(np.int32)
+        return labels, (), int(labels.max()) + 1 if labels.max() >= 0 else 0
+    class_names = tuple(sorted(set(cells)))
+    lookup = {name: k for k, name in enumerate(class_names)}
+    return np.array([lookup[c] for c in cells], np.int32), class_names, len(class_names)
+
+
+class TableSource(source_lib.ArraySource):
+    """An `ArraySource` over a csv table.
+
+    Attributes:
+        columns: names of the feature columns, in the order of the vector entries.
+    """
+
+    def __init__(self, x: np.ndarray, labels: np.ndarray, *, columns: tuple[str, ...],
+                 **kwargs: Any):
+        """Args: as `ArraySource`, plus columns (the feature column names)."""
+        super().__init__(x, labels, **kwargs)
+        self.columns = tuple(columns)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_table(path: str, mtime_ns: int, size: int) -> Table:
+    """Parses a file once per (path, modification time, size): train and eval share it."""
+    del mtime_ns, size  # Only part of the cache key.
+    table = load_table(path)
+    # Shared between callers, so frozen against accidental in-place edits.
+    table.x.flags.writeable = False
+    table.labels.flags.writeable = False
+    return table
+
+
+def build_csv(config: Any, split: str) -> TableSource:
+    """Builds the 'csv' source from data.path.
+
+    A seeded hold-out of data.eval_fraction (stratified by label when there is a label column)
+    gives the eval split. Values are left as stored (no standardization).
+
+    Args:
+        config: the data config.
+        split: 'train' or 'eval'.
+
+    Returns:
+        A `TableSource` of float32 vectors [ncols] (label column excluded); its `columns` and
+        `class_names` attributes name the features and classes.
+    """
+    source_lib.check_split(split)
+    eval_fraction, seed = source_lib.holdout_options(config)
+    path = str(source_lib.config_value(config, 'path', ''))
+    try:
+        stat = os.stat(path) if path else None
+    except OSError:
+        stat = None
+    # A missing path goes through load_table uncached, which raises the right error.
+    table = _cached_table(path, stat.st_mtime_ns, stat.st_size) if stat else load_table(path)
+    stratify = table.labels if table.num_classes else None
+    idx = source_lib.holdout_indices(len(table.x), eval_fraction, seed, split, labels=stratify,
+                                     what=f'csv {path!r}')
+    return TableSource(table.x[idx], table.labels[idx], columns=table.columns,
+                       num_classes=table.num_classes, name=f'csv {os.path.basename(path)} {split}',
+                       class_names=table.class_names)
