@@ -1,0 +1,79 @@
+"""Every config key of ganjax, with its default. Experiment configs import this and override.
+
+Run (from the repository root):
+    ganjax train --config configs/default.py --workdir runs/default
+
+This default trains the DCGAN on the embedded MNIST digits with a width and length suited to a GPU.
+Expected result: see configs/dcgan_mnist.py, which is the same model sized for a 2-core CPU.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """Returns the default config; every key that exists is set here."""
+    config = ml_collections.ConfigDict()
+    config.seed = 0  # initialisation, per-step randomness and data order all derive from it
+
+    config.model = ml_collections.ConfigDict()
+    config.model.arch = 'dcgan'  # ganjax.models.ARCHITECTURES: mlp | dcgan | resnet
+    config.model.latent_dim = 100
+    config.model.g_features = 64  # base width of G (DCGAN ngf, ResNet channels, MLP hidden units)
+    config.model.d_features = 64  # base width of D
+    config.model.mlp_layers = 3  # hidden layers of the MLP pair
+    config.model.upsample = 'conv_d2s'  # ganjax.models.layers.UPSAMPLE: conv_d2s|transpose|resize_conv
+    config.model.g_norm = 'batch'  # batch | none
+    config.model.d_norm = 'batch'  # batch | layer | none (gradient penalties want layer or none)
+    config.model.g_spectral_norm = False
+    config.model.d_spectral_norm = False
+    config.model.output_activation = 'tanh'  # tanh | none (G's last layer)
+    config.model.dtype = 'float32'  # computation dtype: float32 | bfloat16
+    config.model.param_dtype = 'float32'
+
+    config.data = ml_collections.ConfigDict()
+    config.data.name = 'mnist_5k'  # ganjax.data.DATASETS: mnist_5k|tfds|image_folder|csv|ring8|grid25
+    config.data.tfds_name = ''  # for name=tfds: mnist, cifar10, celeb_a, ...
+    config.data.data_dir = ''  # tfds data_dir ('' = tfds default, ~/tensorflow_datasets)
+    config.data.path = ''  # folder for image_folder, file for csv
+    config.data.image_size = 0  # 0 = native size; else center-crop and resize to this square size
+    config.data.channels = 0  # 0 = native; 1 or 3 converts grayscale <-> RGB
+    config.data.eval_fraction = 0.1  # held out when a dataset has no evaluation split
+    config.data.split_seed = 0  # seed of that train/eval split
+    config.data.batch_size = 64  # global batch size of each D and G update
+    config.data.prefetch = 2  # batches prepared ahead on a background thread (0 = none)
+
+    config.loss = ml_collections.ConfigDict()
+    config.loss.name = 'non_saturating'  # ganjax.losses.LOSSES
+    config.loss.weight_clip = 0.0  # > 0: clip D's weights to [-c, c] after each update (WGAN: 0.01)
+
+    config.penalty = ml_collections.ConfigDict()
+    config.penalty.name = 'none'  # ganjax.penalties.PENALTIES
+    config.penalty.weight = 10.0  # lambda (WGAN-GP, DRAGAN) or gamma (R1, R2)
+    config.penalty.interval = 1  # lazy regularization: apply every k D updates, scaled by k
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.name = 'adam'  # ganjax.optim.OPTIMIZERS: adam | adamw | rmsprop | sgd
+    config.optim.g_lr = 2e-4
+    config.optim.d_lr = 2e-4
+    config.optim.b1 = 0.5  # Adam beta1 (DCGAN: 0.5); SGD momentum
+    config.optim.b2 = 0.999  # Adam beta2; RMSProp decay
+    config.optim.eps = 1e-8
+    config.optim.weight_decay = 0.0  # adamw only
+    config.optim.grad_clip_norm = 0.0  # > 0: clip each network's gradient global norm
+    config.optim.schedule = 'constant'  # constant | linear | cosine (decay to 0 over the run)
+
+    config.ema = ml_collections.ConfigDict()
+    config.ema.decay = 0.999  # EMA of G's parameters, used for samples
+    config.ema.warmup = True  # decay = min(decay, (1 + t) / (10 + t))
+
+    config.train = ml_collections.ConfigDict()
+    config.train.num_steps = 20000  # G updates
+    config.train.n_critic = 1  # D updates per G update
+    config.train.log_every = 100  # metrics to JSONL and TensorBoard
+    config.train.sample_every = 1000  # PNG grid of EMA samples from fixed noise
+    config.train.checkpoint_every = 1000
+    config.train.keep_checkpoints = 3
+    config.train.num_samples = 64  # fixed-noise samples in each grid
+    config.train.progress = True  # progress bar when stderr is a terminal
+    config.train.compilation_cache = True  # persistent XLA cache under ~/.cache/ganjax
+    return config
