@@ -1,0 +1,288 @@
+"""Loading, overriding and checking run configs (ml_collections ConfigDicts in Python files)."""
+
+import ast
+import difflib
+import importlib.util
+import json
+import os
+import sys
+from typing import Any, Iterable
+
+from ml_collections import ConfigDict
+
+from ganjax.errors import ConfigError
+
+# Choices of the string keys that are not looked up in a table of functions.
+_CHOICES = {
+    'model.g_norm': ('batch', 'none'),
+    'model.d_norm': ('batch', 'layer', 'none'),
+    'model.output_activation': ('tanh', 'none'),
+    'model.dtype': ('float32', 'bfloat16'),
+    'model.param_dtype': ('float32', 'bfloat16'),
+    'optim.schedule': ('constant', 'linear', 'cosine'),
+}
+
+
+def default_config() -> ConfigDict:
+    """The config with every key and its default, from `configs/default.py` in the package root.
+
+    Returns:
+      A ConfigDict.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return load_config_file(os.path.join(root, 'configs', 'default.py'), check=False)
+
+
+def load_config_file(path: str, check: bool = True) -> ConfigDict:
+    """Imports a config file and calls its `get_config()`.
+
+    The folder above the file's folder goes on sys.path, so config files can `from configs import
+    default` as the ones in this repository do.
+
+    Args:
+      path: path of a Python file defining `get_config() -> ConfigDict`.
+      check: check the result against the default config (unknown keys, wrong types).
+
+    Returns:
+      The config, unlocked.
+
+    Raises:
+      ConfigError: for a missing file, a file without `get_config`, or unknown keys.
+    """
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f'config file {path} does not exist')
+    for extra in (os.path.dirname(os.path.dirname(path)), os.path.dirname(path)):
+        if extra not in sys.path:
+            sys.path.insert(0, extra)
+    name = '_ganjax_config_' + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # a config is user code: report which file failed and why
+        raise ConfigError(f'config file {path} failed to load: {type(e).__name__}: {e}') from e
+    if not hasattr(module, 'get_config'):
+        raise ConfigError(f'config file {path} defines no get_config() function')
+    config = module.get_config()
+    if not isinstance(config, ConfigDict):
+        raise ConfigError(f'get_config() in {path} returned {type(config).__name__}, '
+                          'not an ml_collections.ConfigDict')
+    if check:
+        check_against_default(config, where=path)
+    return config
+
+
+def _flatten(config: ConfigDict, prefix: str = '') -> dict[str, Any]:
+    out = {}
+    for key, value in config.items():
+        name = prefix + key
+        if isinstance(value, ConfigDict):
+            out.update(_flatten(value, name + '.'))
+        else:
+            out[name] = value
+    return out
+
+
+def _closest(name: str, names: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(names), n=3, cutoff=0.6)
+    return f' (did you mean {", ".join(close)}?)' if close else ''
+
+
+def _same_type(default: Any, value: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (tuple, list)):
+        return isinstance(value, (tuple, list))
+    return isinstance(value, type(default))
+
+
+def check_against_default(config: ConfigDict, where: str = 'config') -> None:
+    """Raises ConfigError if `config` has a key the default lacks or a value of another type.
+
+    Args:
+      config: the config to check.
+      where: what to name in the message (a file, 'command line').
+
+    Raises:
+      ConfigError: naming every offending key.
+    """
+    defaults = _flatten(default_config())
+    problems = []
+    for key, value in _flatten(config).items():
+        if key not in defaults:
+            problems.append(f'unknown key {key!r}{_closest(key, defaults)}')
+        elif not _same_type(defaults[key], value):
+            problems.append(f'{key}={value!r} is a {type(value).__name__}; '
+                            f'expected a {type(defaults[key]).__name__}')
+    if problems:
+        raise ConfigError(f'{where}: ' + '; '.join(problems))
+
+
+def _parse_value(key: str, text: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        lowered = text.strip().lower()
+        if lowered in ('true', '1', 'yes'):
+            return True
+        if lowered in ('false', '0', 'no'):
+            return False
+        raise ConfigError(f'--config.{key}={text!r}: expected a bool (true or false)')
+    if isinstance(current, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f'--config.{key}={text!r}: expected an int') from None
+    if isinstance(current, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f'--config.{key}={text!r}: expected a float') from None
+    if isinstance(current, (tuple, list)):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ConfigError(f'--config.{key}={text!r}: expected a tuple like (1, 2)') from None
+        if not isinstance(value, (tuple, list)):
+            value = (value,)
+        return tuple(value)
+    return text
+
+
+def parse_override_args(args: list[str]) -> dict[str, str]:
+    """Collects `--config.KEY=VALUE` (or `--config.KEY VALUE`) arguments.
+
+    Args:
+      args: command-line arguments left over by argparse.
+
+    Returns:
+      dotted key -> value text, in order.
+
+    Raises:
+      ConfigError: for an argument that is not a config override, or one without a value.
+    """
+    overrides = {}
+    args = list(args)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith('--config.'):
+            raise ConfigError(f'unrecognized argument {arg!r}')
+        key = arg[len('--config.'):]
+        if '=' in key:
+            key, value = key.split('=', 1)
+        elif args:
+            value = args.pop(0)
+        else:
+            raise ConfigError(f'{arg} needs a value')
+        overrides[key] = value
+    return overrides
+
+
+def apply_overrides(config: ConfigDict, overrides: dict[str, str]) -> ConfigDict:
+    """Applies command-line overrides such as {'optim.g_lr': '1e-4'} in place.
+
+    The value's text is parsed as the type the key already has.
+
+    Args:
+      config: the config to change.
+      overrides: dotted key -> value text.
+
+    Returns:
+      The same config.
+
+    Raises:
+      ConfigError: for an unknown key or a value that does not parse as the key's type.
+    """
+    flat = _flatten(config)
+    for key, text in overrides.items():
+        if key not in flat:
+            raise ConfigError(f'--config.{key}: unknown config key{_closest(key, flat)}')
+        node = config
+        *parents, leaf = key.split('.')
+        for p in parents:
+            node = node[p]
+        node[leaf] = _parse_value(key, text, flat[key])
+    return config
+
+
+def validate(config: ConfigDict) -> None:
+    """Checks names against their tables and numbers against their ranges.
+
+    Args:
+      config: a full config.
+
+    Raises:
+      ConfigError: naming the key, the value and what is allowed.
+    """
+    # Imported here: the tables pull in jax and the models, which the CLI's --help does not need.
+    from ganjax import data, losses, models, optim, penalties
+    from ganjax.models import layers
+
+    tables = {
+        'model.arch': models.ARCHITECTURES,
+        'model.upsample': layers.UPSAMPLE,
+        'data.name': data.DATASETS,
+        'loss.name': losses.LOSSES,
+        'penalty.name': penalties.PENALTIES,
+        'optim.name': optim.OPTIMIZERS,
+    }
+    flat = _flatten(config)
+    choices = {**{k: tuple(sorted(v)) for k, v in tables.items()}, **_CHOICES}
+    for key, allowed in choices.items():
+        if flat[key] not in allowed:
+            raise ConfigError(f'{key}={flat[key]!r} is not one of {list(allowed)}'
+                              f'{_closest(str(flat[key]), allowed)}')
+    positive = ('model.latent_dim', 'model.g_features', 'model.d_features', 'data.batch_size',
+                'train.num_steps', 'train.n_critic', 'train.log_every', 'train.sample_every',
+                'train.checkpoint_every', 'train.keep_checkpoints', 'train.num_samples',
+                'penalty.interval')
+    for key in positive:
+        if flat[key] <= 0:
+            raise ConfigError(f'{key} must be positive, got {flat[key]}')
+    non_negative = ('optim.g_lr', 'optim.d_lr', 'loss.weight_clip', 'penalty.weight',
+                    'optim.grad_clip_norm', 'data.prefetch', 'data.image_size', 'data.channels')
+    for key in non_negative:
+        if flat[key] < 0:
+            raise ConfigError(f'{key} must be >= 0, got {flat[key]}')
+    if not 0.0 <= flat['ema.decay'] < 1.0:
+        raise ConfigError(f'ema.decay must be in [0, 1), got {flat["ema.decay"]}')
+    if not 0.0 <= flat['data.eval_fraction'] < 1.0:
+        raise ConfigError(f'data.eval_fraction must be in [0, 1), got {flat["data.eval_fraction"]}')
+
+
+def to_json(config: ConfigDict) -> str:
+    """Serialises a config to JSON (tuples become lists)."""
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True)
+
+
+def from_json(text: str) -> ConfigDict:
+    """Rebuilds a config saved by `to_json`, restoring tuples where the default has them.
+
+    Args:
+      text: JSON text.
+
+    Returns:
+      A ConfigDict checked against the default.
+    """
+    raw = json.loads(text)
+    config = default_config()
+
+    def fill(node: ConfigDict, values: dict, prefix: str):
+        for key, value in values.items():
+            name = prefix + key
+            if key not in node:
+                raise ConfigError(f'saved config has unknown key {name!r}')
+            if isinstance(node[key], ConfigDict):
+                fill(node[key], value, name + '.')
+            else:
+                node[key] = tuple(value) if isinstance(value, list) else value
+
+    fill(config, raw, '')
+    return config
+
+
+def diff(a: ConfigDict, b: ConfigDict) -> dict[str, tuple[Any, Any]]:
+    """Keys whose values differ between two configs: key -> (value in a, value in b)."""
+    fa, fb = _flatten(a), _flatten(b)
+    return {k: (fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)}

@@ -1,0 +1,93 @@
+"""Turning generated samples into pictures: image grids, scatter plots, heatmaps."""
+
+import math
+import os
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """Maps model outputs in [-1, 1] to uint8 [0, 255], clipping what lies outside.
+
+    Args:
+      x: float array.
+
+    Returns:
+      uint8 array of the same shape.
+    """
+    return np.clip(np.rint((np.asarray(x, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def make_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:
+    """Tiles images [N, H, W, C] (uint8) into one [rows*(H+pad)+pad, cols*(W+pad)+pad, C] image.
+
+    Args:
+      images: uint8 [N, H, W, C] with C in {1, 3}.
+      ncols: columns; ceil(sqrt(N)) if None.
+      pad: pixels of black between tiles.
+
+    Returns:
+      uint8 [Hg, Wg, C].
+    """
+    n, h, w, c = images.shape
+    ncols = ncols or max(1, math.ceil(math.sqrt(n)))
+    nrows = math.ceil(n / ncols)
+    grid = np.zeros((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), np.uint8)
+    for i in range(n):
+        r, col = divmod(i, ncols)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        grid[top:top + h, left:left + w] = images[i]
+    return grid
+
+
+def samples_figure(samples: np.ndarray) -> np.ndarray:
+    """Renders a batch of samples of any data shape as one RGB or grayscale uint8 picture.
+
+    Images [N, H, W, C] become a grid; 2D points a scatter plot; other vectors and 1D sequences a
+    heatmap with one row per sample (the natural view of expression profiles and sequences).
+
+    Args:
+      samples: float [N, ...] in the model's output range.
+
+    Returns:
+      uint8 [H, W, C] picture.
+    """
+    samples = np.asarray(samples, np.float32)
+    if samples.ndim == 4 and samples.shape[-1] in (1, 3):
+        return make_grid(to_uint8(samples))
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    if samples.ndim == 2 and samples.shape[1] == 2:
+        ax.scatter(samples[:, 0], samples[:, 1], s=4, alpha=0.6)
+        ax.set_aspect('equal')
+        ax.set_title(f'{len(samples)} samples')
+    else:
+        flat = samples.reshape(len(samples), -1)
+        im = ax.imshow(flat, aspect='auto', interpolation='nearest', cmap='viridis')
+        fig.colorbar(im, ax=ax)
+        ax.set_xlabel('feature' if samples.ndim == 2 else 'position x channel')
+        ax.set_ylabel('sample')
+    fig.tight_layout()
+    fig.canvas.draw()
+    picture = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return picture
+
+
+def save_png(picture: np.ndarray, path: str) -> None:
+    """Writes a uint8 [H, W, C] picture as PNG, atomically (temporary file, then rename).
+
+    Args:
+      picture: uint8 [H, W, 1 or 3].
+      path: destination file.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if picture.shape[-1] == 1:
+        picture = picture[..., 0]
+    tmp = path + '.tmp'
+    Image.fromarray(picture).save(tmp, format='PNG')
+    os.replace(tmp, path)

@@ -1,0 +1,111 @@
+"""Metrics on disk: JSON lines, TensorBoard event files and a PNG plot of the loss curves."""
+
+import json
+import os
+from typing import Mapping
+
+import numpy as np
+
+
+class MetricsWriter:
+    """Appends metrics to WORKDIR/metrics.jsonl and to TensorBoard event files.
+
+    On resume, lines written after the restored checkpoint's step are dropped first, so the file
+    reads as if the run had never stopped.
+    """
+
+    def __init__(self, workdir: str, resume_step: int | None = None):
+        """Opens the writers.
+
+        Args:
+          workdir: the run's folder.
+          resume_step: the step training resumes from; later JSONL lines are removed.
+        """
+        self.path = os.path.join(workdir, 'metrics.jsonl')
+        if resume_step is not None:
+            truncate_jsonl(self.path, resume_step)
+        self._file = open(self.path, 'a', encoding='utf-8')
+        from tensorboardX import SummaryWriter  # noqa: PLC0415 (pulls protobuf; only for training)
+        self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'), purge_step=resume_step)
+
+    def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+        """Writes one record of scalars for `step`."""
+        record = {'step': int(step), **{k: float(v) for k, v in scalars.items()}}
+        self._file.write(json.dumps(record) + '\n')
+        self._file.flush()
+        for k, v in scalars.items():
+            self._tb.add_scalar(k, float(v), int(step))
+
+    def write_image(self, step: int, tag: str, picture: np.ndarray) -> None:
+        """Writes a uint8 [H, W, C] picture to TensorBoard."""
+        self._tb.add_image(tag, picture, int(step), dataformats='HWC')
+
+    def close(self) -> None:
+        """Flushes and closes both writers."""
+        self._file.close()
+        self._tb.close()
+
+
+def read_jsonl(path: str) -> list[dict]:
+    """Reads a JSON-lines metrics file, skipping a torn last line from a killed run."""
+    if not os.path.exists(path):
+        return []
+    records = []
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return records
+
+
+def truncate_jsonl(path: str, step: int) -> None:
+    """Keeps only records with record['step'] <= step, rewriting the file atomically."""
+    if not os.path.exists(path):
+        return
+    keep = [r for r in read_jsonl(path) if r.get('step', 0) <= step]
+    tmp = path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        for r in keep:
+            f.write(json.dumps(r) + '\n')
+    os.replace(tmp, path)
+
+
+def plot_losses(metrics_path: str, out_path: str) -> bool:
+    """Plots the loss curves, D's real/fake terms and D's accuracy from a metrics file as PNG.
+
+    Args:
+      metrics_path: WORKDIR/metrics.jsonl.
+      out_path: the PNG to write.
+
+    Returns:
+      True if a plot was written (False when there are no records yet).
+    """
+    records = read_jsonl(metrics_path)
+    if not records:
+        return False
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    steps = np.array([r['step'] for r in records])
+    panels = [('losses', ('d_loss', 'g_loss', 'penalty')),
+              ('D loss terms', ('d_real', 'd_fake')),
+              ('D accuracy', ('d_acc_real', 'd_acc_fake'))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), dpi=100)
+    for ax, (title, keys) in zip(axes, panels):
+        for k in keys:
+            values = [r.get(k) for r in records]
+            if all(v is not None for v in values) and (k != 'penalty' or any(values)):
+                ax.plot(steps, values, label=k)
+        ax.set_title(title)
+        ax.set_xlabel('step')
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = out_path + '.tmp.png'
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, out_path)
+    return True

@@ -1,0 +1,380 @@
+"""The training loop: data, compiled step, checkpoints, metrics, samples, plots, signals.
+
+`train_and_evaluate(config, workdir)` is a library function (the CLI only parses arguments). A
+workdir holds one run:
+
+    WORKDIR/config.json      the config the run was started with
+    WORKDIR/run_info.json    data shape and dataset description (used by `ganjax sample`)
+    WORKDIR/checkpoints/     orbax checkpoints (the last `train.keep_checkpoints`)
+    WORKDIR/metrics.jsonl    one JSON record per `train.log_every` steps
+    WORKDIR/tensorboard/     TensorBoard event files (scalars and sample grids)
+    WORKDIR/samples/         PNG grids of EMA-generator samples from fixed noise
+    WORKDIR/losses.png       loss curves, written at the end of training
+"""
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from ml_collections import ConfigDict
+
+from ganjax import checkpoint, config as config_lib, data, images, summaries
+from ganjax.errors import ConfigError, NonFiniteError
+from ganjax.state import GANState
+from ganjax.train_step import (build_gan, create_state, make_generate_fn, make_train_step,
+                               sample_latent)
+
+# Keys that may change when a run is resumed: how long it runs and how it reports, not what it
+# trains.
+RESUMABLE_CHANGES = frozenset({
+    'train.num_steps', 'train.log_every', 'train.sample_every', 'train.checkpoint_every',
+    'train.keep_checkpoints', 'train.progress', 'train.compilation_cache', 'data.prefetch',
+})
+
+# Folded into the seed for the fixed noise of the sample grids, so they do not share randomness
+# with the training steps.
+_SAMPLE_NOISE_SALT = 0x5A4D
+
+
+def log(message: str) -> None:
+    """Prints a line of the run's log to stdout."""
+    print(f'[ganjax] {message}', flush=True)
+
+
+def enable_compilation_cache(enabled: bool = True) -> None:
+    """Turns on JAX's persistent compilation cache in $GANJAX_CACHE_DIR or ~/.cache/ganjax/xla.
+
+    A resumed run, a second run of the same config and the test suite then skip XLA compilation.
+
+    Args:
+      enabled: do nothing when False.
+    """
+    if not enabled:
+        return
+    path = os.environ.get('GANJAX_CACHE_DIR',
+                          os.path.join(os.path.expanduser('~'), '.cache', 'ganjax', 'xla'))
+    jax.config.update('jax_compilation_cache_dir', path)
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+
+
+def _write_json_atomic(path: str, obj: Any) -> None:
+    tmp = path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        f.write(obj if isinstance(obj, str) else json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def reconcile_config(config: ConfigDict, workdir: str, write: bool = True) -> None:
+    """Checks a config against the one a workdir's run was started with, and records it.
+
+    Args:
+      config: the config asked for now.
+      workdir: the run's folder.
+      write: (re)write its config.json with `config`.
+
+    Raises:
+      ConfigError: if the workdir holds a run whose config differs in a key outside
+        `RESUMABLE_CHANGES`.
+    """
+    path = os.path.join(workdir, 'config.json')
+    if os.path.exists(path):
+        with open(path, encoding='utf-8') as f:
+            saved = config_lib.from_json(f.read())
+        changed = {k: v for k, v in config_lib.diff(saved, config).items()
+                   if k not in RESUMABLE_CHANGES}
+        if changed:
+            lines = ', '.join(f'{k}: {a!r} in the run, {b!r} now' for k, (a, b) in changed.items())
+            raise ConfigError(
+                f'{workdir} holds a run started with another config ({lines}). Resume it with '
+                f'`ganjax train --workdir {workdir}` alone, or start a new run in a new --workdir.')
+    if write:
+        _write_json_atomic(path, config_lib.to_json(config))
+
+
+def load_workdir_config(workdir: str) -> ConfigDict:
+    """The config saved in a run's workdir.
+
+    Raises:
+      ConfigError: if the workdir holds no run.
+    """
+    path = os.path.join(workdir, 'config.json')
+    if not os.path.exists(path):
+        raise ConfigError(f'{workdir} holds no ganjax run (no config.json); start one with '
+                          f'`ganjax train --config CONFIG.py --workdir {workdir}`')
+    with open(path, encoding='utf-8') as f:
+        return config_lib.from_json(f.read())
+
+
+class _StopRequest:
+    """Turns SIGTERM and the first Ctrl-C into a request to checkpoint and stop.
+
+    A second Ctrl-C interrupts at once (KeyboardInterrupt).
+    """
+
+    def __init__(self):
+        self.signal_name = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal_name is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_name is not None
+
+
+def check_finite(step: int, metrics: dict[str, float]) -> None:
+    """Raises NonFiniteError naming the first non-finite metric (losses and gradient norms).
+
+    Args:
+      step: the step the metrics come from.
+      metrics: host floats.
+    """
+    for key in sorted(metrics):
+        value = metrics[key]
+        if not np.isfinite(value):
+            what = {'d_grad_norm': "the discriminator's gradient norm (d_grad_norm)",
+                    'g_grad_norm': "the generator's gradient norm (g_grad_norm)"}.get(key, key)
+            raise NonFiniteError(f'step {step}: {what} is {value}')
+
+
+class _Trainer:
+    """The state of one call of `train_and_evaluate` (kept out of the pure step)."""
+
+    def __init__(self, config: ConfigDict, workdir: str):
+        self.config = config
+        self.workdir = workdir
+        # Data and models first: a missing dataset or an impossible model fails before the
+        # workdir is touched.
+        self.source = data.build_source(config.data, 'train')
+        self.data_shape = tuple(int(d) for d in self.source.data_shape)
+        self.gan = build_gan(config, self.data_shape)
+        self.step_fn = jax.jit(make_train_step(config, self.gan), donate_argnums=0)
+        self.generate = jax.jit(make_generate_fn(self.gan))
+        self.fixed_z = sample_latent(
+            jax.random.fold_in(jax.random.PRNGKey(config.seed), _SAMPLE_NOISE_SALT),
+            config.train.num_samples, self.gan.latent_dim)
+        self.ckpt = None
+        self.pending = None  # (step, device metrics) not yet checked
+        self.window: list[dict[str, float]] = []
+
+    def open_workdir(self) -> None:
+        """Creates or checks the workdir, records config and run info, opens checkpoints."""
+        os.makedirs(self.workdir, exist_ok=True)
+        reconcile_config(self.config, self.workdir)
+        _write_json_atomic(os.path.join(self.workdir, 'run_info.json'), {
+            'data_shape': list(self.data_shape), 'dataset': self.source.description,
+            'num_train_examples': len(self.source), 'jax_version': jax.__version__,
+            'devices': [str(d) for d in jax.devices()]})
+        self.ckpt = checkpoint.Checkpointer(os.path.join(self.workdir, 'checkpoints'),
+                                            self.config.train.keep_checkpoints)
+
+    def _check_pending(self) -> None:
+        if self.pending is None:
+            return
+        step, metrics = self.pending
+        self.pending = None
+        host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        check_finite(step, host)
+        self.window.append(host)
+
+    def save_samples(self, state: GANState, writer: summaries.MetricsWriter) -> str:
+        x = np.asarray(self.generate(state.ema_params, state.g_state, self.fixed_z))
+        picture = images.samples_figure(x)
+        step = int(state.step)
+        path = os.path.join(self.workdir, 'samples', f'step_{step:07d}.png')
+        images.save_png(picture, path)
+        writer.write_image(step, 'samples/ema', picture)
+        return path
+
+    def run(self) -> GANState:
+        cfg = self.config
+        state = create_state(cfg, self.gan)
+        position = 0
+        start = self.ckpt.latest_step()
+        if start is not None:
+            state, position = self.ckpt.restore(state)
+            log(f'resuming {self.workdir} from step {start} (checkpoint restored)')
+        else:
+            log(f'new run in {self.workdir}: {self.source.description}, data shape '
+                f'{self.data_shape}, {_count(state.g_params):,} G and {_count(state.d_params):,} '
+                'D parameters')
+        step = int(state.step)
+        num_steps = cfg.train.num_steps
+        writer = summaries.MetricsWriter(self.workdir, resume_step=start)
+        if step >= num_steps:
+            log(f'run already complete at step {step} (train.num_steps={num_steps})')
+            self._finish(state, writer)
+            return state
+
+        n_critic, batch_size = cfg.train.n_critic, cfg.data.batch_size
+        iterator = data.BatchIterator(self.source, batch_size * n_critic, seed=cfg.seed,
+                                      position=position, prefetch=cfg.data.prefetch)
+        progress = _progress_bar(cfg, step, num_steps)
+        interrupted = None
+        try:
+            with _StopRequest() as stop:
+                # Throughput is measured from the end of the first step, which compiles.
+                t_window, steps_window = None, 0
+                while step < num_steps and not stop.requested:
+                    batch = next(iterator)
+                    batch = {k: v.reshape((n_critic, batch_size) + v.shape[1:])
+                             for k, v in batch.items()}
+                    if t_window is None:
+                        t0 = time.perf_counter()
+                        state, metrics = self.step_fn(state, batch)
+                        jax.block_until_ready(state)
+                        log(f'first step (compile and run) took {time.perf_counter() - t0:.1f} s')
+                        t_window = time.perf_counter()
+                    else:
+                        state, metrics = self.step_fn(state, batch)
+                        steps_window += 1
+                    step += 1
+                    # Checking the previous step's metrics after dispatching this one keeps the
+                    # device busy while the host waits for the numbers.
+                    self._check_pending()
+                    self.pending = (step, metrics)
+                    progress.update(1)
+                    if step % cfg.train.log_every == 0 or step == num_steps:
+                        self._check_pending()
+                        elapsed = time.perf_counter() - t_window
+                        rate = steps_window / elapsed if steps_window else None
+                        self._log_window(step, rate, writer, progress)
+                        t_window, steps_window = time.perf_counter(), 0
+                    if step % cfg.train.sample_every == 0:
+                        self.save_samples(state, writer)
+                    if step % cfg.train.checkpoint_every == 0:
+                        self._check_pending()
+                        self.ckpt.save(step, state, iterator.position)
+                self._check_pending()
+                interrupted = stop.signal_name
+            self.ckpt.save(step, state, iterator.position)
+            if interrupted:
+                log(f'{interrupted}: checkpoint of step {step} written; stopping')
+        except NonFiniteError as e:
+            self.ckpt.wait()
+            last = self.ckpt.latest_step()
+            kept = f'the last good checkpoint (step {last}) is kept' if last is not None else \
+                'no checkpoint had been written yet'
+            raise NonFiniteError(f'{e}; training stopped, {kept} in {self.ckpt.directory} and '
+                                 'nothing after it was saved') from None
+        finally:
+            progress.close()
+            iterator.close()
+            self.ckpt.wait()
+        if not interrupted:
+            self._finish(state, writer)
+        else:
+            writer.close()
+        return state
+
+    def _log_window(self, step, rate, writer, progress):
+        if not self.window:
+            return
+        means = {k: float(np.mean([m[k] for m in self.window])) for k in self.window[0]}
+        self.window = []
+        if rate is not None:  # None for a window holding only the compiling first step
+            means['steps_per_sec'] = rate
+            means['examples_per_sec'] = rate * self.config.data.batch_size
+        writer.write_scalars(step, means)
+        summary = (f"d_loss {means['d_loss']:.3f}  g_loss {means['g_loss']:.3f}  "
+                   f"acc r/f {means['d_acc_real']:.2f}/{means['d_acc_fake']:.2f}")
+        if progress.disable:
+            speed = f'  {rate:.2f} steps/s' if rate is not None else ''
+            log(f'step {step}/{self.config.train.num_steps}  {summary}{speed}')
+        else:
+            progress.set_postfix_str(summary)
+
+    def _finish(self, state, writer):
+        path = self.save_samples(state, writer)
+        writer.close()
+        plotted = summaries.plot_losses(os.path.join(self.workdir, 'metrics.jsonl'),
+                                        os.path.join(self.workdir, 'losses.png'))
+        log(f'done at step {int(state.step)}: samples {path}' +
+            (f', loss curves {os.path.join(self.workdir, "losses.png")}' if plotted else ''))
+
+
+def _count(tree) -> int:
+    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
+
+
+def _progress_bar(cfg: ConfigDict, step: int, num_steps: int):
+    from tqdm.auto import tqdm
+    enabled = cfg.train.progress and sys.stderr.isatty()
+    return tqdm(total=num_steps, initial=step, disable=not enabled, unit='step',
+                dynamic_ncols=True, desc='train')
+
+
+def train_and_evaluate(config: ConfigDict, workdir: str) -> GANState:
+    """Trains a GAN as `config` says, in `workdir`, resuming the run there if there is one.
+
+    Args:
+      config: the full run config.
+      workdir: the run's folder (created if needed).
+
+    Returns:
+      The final GANState.
+
+    Raises:
+      ConfigError: for a bad config, or a workdir holding a run with another config.
+      DataError: for a missing, empty or corrupt dataset.
+      NonFiniteError: when a loss or gradient becomes NaN or infinite (the last good checkpoint
+        is kept and nothing later is written).
+    """
+    config_lib.validate(config)
+    enable_compilation_cache(config.train.compilation_cache)
+    # Refuse a different config before loading anything.
+    reconcile_config(config, workdir, write=False)
+    trainer = _Trainer(config, workdir)
+    trainer.open_workdir()
+    try:
+        return trainer.run()
+    finally:
+        trainer.ckpt.close()
+
+
+def load_run(workdir: str, step: int | None = None):
+    """Restores a run's GANDef and GANState (for sampling and evaluation).
+
+    Args:
+      workdir: the run's folder.
+      step: checkpoint step; the latest if None.
+
+    Returns:
+      (config, gan, state).
+
+    Raises:
+      ConfigError: if the workdir holds no run or no checkpoint.
+    """
+    config = load_workdir_config(workdir)
+    info_path = os.path.join(workdir, 'run_info.json')
+    with open(info_path, encoding='utf-8') as f:
+        data_shape = tuple(json.load(f)['data_shape'])
+    gan = build_gan(config, data_shape)
+    ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+    try:
+        if ckpt.latest_step() is None:
+            raise ConfigError(f'{workdir} has no checkpoint yet')
+        template = jax.eval_shape(lambda: create_state(config, gan))
+        state, _ = ckpt.restore(template, step)
+    finally:
+        ckpt.close()
+    return config, gan, state
