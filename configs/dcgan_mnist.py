@@ -13,12 +13,13 @@ from configs import default
 
 
 def get_config():
-    """DCGAN-28 (conv + depth-to-space upsampling), non-saturating loss, Adam 2e-4, batch 64."""
+    """DCGAN-28 (conv + depth-to-space upsampling), width 16, non-saturating loss, Adam 2e-4."""
     config = default.get_config()
     config.model.arch = 'dcgan'
     config.model.latent_dim = 64
-    config.model.g_features = 32
-    config.model.d_features = 32
+    # Width 16 (DCGAN's ngf = ndf = 64 scaled down) keeps a step near 0.2 s on 2 CPU cores.
+    config.model.g_features = 16
+    config.model.d_features = 16
     config.data.name = 'mnist_5k'
     config.data.batch_size = 64
     config.ema.decay = 0.995
