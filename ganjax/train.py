@@ -43,8 +43,10 @@ _SAMPLE_NOISE_SALT = 0x5A4D
 
 
 def log(message: str) -> None:
-    """Prints a line of the run's log to stdout."""
-    print(f'[ganjax] {message}', flush=True)
+    """Prints a line of the run's log to stdout, above the progress bar if one is shown."""
+    from tqdm.auto import tqdm
+    tqdm.write(f'[ganjax] {message}', file=sys.stdout)
+    sys.stdout.flush()
 
 
 def enable_compilation_cache(enabled: bool = True) -> None:

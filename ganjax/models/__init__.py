@@ -1,0 +1,184 @@
+"""Generator / discriminator pairs, looked up by name.
+
+``build_models(config.model, data_shape)`` returns ``(G, D)``: Flax Linen modules called as
+``G.apply(vars, z, train=...)`` (z ``[B, latent_dim]`` -> x ``[B, *data_shape]``, float32) and
+``D.apply(vars, x, train=...)`` (-> float32 logits ``[B]``). All mutable state (BatchNorm
+statistics, spectral-norm vectors) is in the 'batch_stats' collection.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+
+from ganjax.errors import ConfigError
+from ganjax.models import layers
+from ganjax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_plan
+from ganjax.models.layers import UPSAMPLE, depth_to_space, space_to_depth
+from ganjax.models.mlp import MLPDiscriminator, MLPGenerator
+from ganjax.models.resnet import ResNetDiscriminator, ResNetGenerator, resnet_base_shape
+
+def model_defaults() -> dict[str, Any]:
+    """The `model` section of configs/default.py, the one place where defaults are set.
+
+    Returns:
+      A fresh dict of key -> default value.
+    """
+    from ganjax import config as config_lib  # noqa: PLC0415 (ganjax.config imports this package)
+    return config_lib.default_config().model.to_dict()
+
+
+#: Number of x2 up-blocks of the ResNet generator (SNGAN's CIFAR-10 model: 4 -> 32).
+RESNET_UP_BLOCKS = 3
+
+
+def _options(config: Any, data_shape: Any) -> tuple[dict[str, Any], tuple[int, ...]]:
+    """Reads and checks the model options shared by every architecture."""
+    get = config.get if hasattr(config, 'get') else (lambda k, d: getattr(config, k, d))
+    o = {k: get(k, v) for k, v in model_defaults().items()}
+    for key in ('latent_dim', 'g_features', 'd_features', 'mlp_layers'):
+        if not isinstance(o[key], int) or isinstance(o[key], bool) or o[key] < 1:
+            raise ConfigError(f'model.{key} must be a positive integer, got {o[key]!r}')
+    for key in ('g_spectral_norm', 'd_spectral_norm'):
+        if not isinstance(o[key], bool):
+            raise ConfigError(f'model.{key} must be True or False, got {o[key]!r}')
+    layers.check_choice(o['upsample'], UPSAMPLE, 'model.upsample')
+    layers.check_choice(o['g_norm'], layers.NORMS, 'model.g_norm')
+    layers.check_choice(o['d_norm'], layers.NORMS, 'model.d_norm')
+    layers.check_choice(o['output_activation'], layers.OUTPUT_ACTIVATIONS,
+                        'model.output_activation')
+    o['dtype'] = layers.resolve_dtype(o['dtype'], 'model.dtype')
+    o['param_dtype'] = layers.resolve_dtype(o['param_dtype'], 'model.param_dtype')
+    try:
+        shape = tuple(int(s) for s in data_shape)
+    except TypeError as e:
+        raise ConfigError(f'data_shape must be a tuple of ints, got {data_shape!r}') from e
+    if not shape or any(s < 1 for s in shape):
+        raise ConfigError(f'data_shape must be a non-empty tuple of positive sizes, got {shape}')
+    return o, shape
+
+
+def build_mlp(config: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """Builds the MLP pair (any data shape; hidden width g_features / d_features).
+
+    Args:
+      config: ``config.model`` (ConfigDict or mapping).
+      data_shape: shape of one example.
+
+    Returns:
+      ``(MLPGenerator, MLPDiscriminator)``.
+    """
+    o, shape = _options(config, data_shape)
+    common = dict(num_layers=o['mlp_layers'], dtype=o['dtype'], param_dtype=o['param_dtype'])
+    g = MLPGenerator(shape, latent_dim=o['latent_dim'], features=o['g_features'],
+                     norm=o['g_norm'], spectral_norm=o['g_spectral_norm'],
+                     output_activation=o['output_activation'], **common)
+    d = MLPDiscriminator(features=o['d_features'], norm=o['d_norm'],
+                         spectral_norm=o['d_spectral_norm'], **common)
+    return g, d
+
+
+def build_dcgan(config: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """Builds the DCGAN pair for ``[*spatial, channels]`` data (images, 1D sequences).
+
+    Args:
+      config: ``config.model`` (ConfigDict or mapping).
+      data_shape: shape of one example; spatial sizes must allow one x2 stage
+        (see :func:`ganjax.models.dcgan.dcgan_plan`).
+
+    Returns:
+      ``(DCGANGenerator, DCGANDiscriminator)``.
+
+    Raises:
+      ConfigError: a vector data shape or spatial sizes DCGAN cannot produce.
+    """
+    o, shape = _options(config, data_shape)
+    if len(shape) < 2:
+        raise ConfigError(f'arch="dcgan" needs data of shape [*spatial, channels] (e.g. '
+                          f'(28, 28, 1) or a sequence (128, 4)); got the vector shape {shape}. '
+                          'Use arch="mlp" for vectors.')
+    _, n = dcgan_plan(shape[:-1])
+    g = DCGANGenerator(shape, latent_dim=o['latent_dim'], features=o['g_features'],
+                       upsample=o['upsample'], norm=o['g_norm'],
+                       spectral_norm=o['g_spectral_norm'],
+                       output_activation=o['output_activation'], dtype=o['dtype'],
+                       param_dtype=o['param_dtype'])
+    d = DCGANDiscriminator(features=o['d_features'], num_stages=n, norm=o['d_norm'],
+                           spectral_norm=o['d_spectral_norm'], dtype=o['dtype'],
+                           param_dtype=o['param_dtype'])
+    return g, d
+
+
+def build_resnet(config: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """Builds the SNGAN-style ResNet pair (spatial sizes divisible by 8).
+
+    Args:
+      config: ``config.model`` (ConfigDict or mapping).
+      data_shape: shape of one example ``[*spatial, channels]``.
+
+    Returns:
+      ``(ResNetGenerator, ResNetDiscriminator)``.
+
+    Raises:
+      ConfigError: a vector data shape or spatial sizes not divisible by 8.
+    """
+    o, shape = _options(config, data_shape)
+    if len(shape) < 2:
+        raise ConfigError(f'arch="resnet" needs data of shape [*spatial, channels] (e.g. '
+                          f'(32, 32, 3)); got the vector shape {shape}. Use arch="mlp" for '
+                          'vectors.')
+    resnet_base_shape(shape[:-1], RESNET_UP_BLOCKS)
+    g = ResNetGenerator(shape, latent_dim=o['latent_dim'], features=o['g_features'],
+                        num_blocks=RESNET_UP_BLOCKS, upsample=o['upsample'], norm=o['g_norm'],
+                        spectral_norm=o['g_spectral_norm'],
+                        output_activation=o['output_activation'], dtype=o['dtype'],
+                        param_dtype=o['param_dtype'])
+    d = ResNetDiscriminator(features=o['d_features'], norm=o['d_norm'],
+                            spectral_norm=o['d_spectral_norm'], dtype=o['dtype'],
+                            param_dtype=o['param_dtype'])
+    return g, d
+
+
+#: Architecture name -> builder(model_config, data_shape) -> (generator, discriminator).
+ARCHITECTURES: dict[str, Callable[[Any, tuple[int, ...]], tuple[nn.Module, nn.Module]]] = {
+    'mlp': build_mlp,
+    'dcgan': build_dcgan,
+    'resnet': build_resnet,
+}
+
+#: Small widths per architecture, for tests and smoke runs (compile in seconds on CPU). Merge into
+#: ``config.model`` (``config.model.update(TINY_MODEL_OVERRIDES[arch])``).
+TINY_MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
+    'mlp': dict(latent_dim=8, g_features=16, d_features=16, mlp_layers=2),
+    'dcgan': dict(latent_dim=8, g_features=4, d_features=4),
+    'resnet': dict(latent_dim=8, g_features=8, d_features=8),
+}
+
+
+def build_models(config: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """Builds the (generator, discriminator) pair named by ``config.arch``.
+
+    Args:
+      config: ``config.model`` (ConfigDict or mapping; missing keys take :func:`model_defaults`).
+      data_shape: shape of one example, e.g. ``(28, 28, 1)``, ``(2,)``, ``(128, 4)``.
+
+    Returns:
+      ``(G, D)`` module instances.
+
+    Raises:
+      ConfigError: unknown architecture, bad option, or a data shape the architecture can't make.
+    """
+    get = config.get if hasattr(config, 'get') else (lambda k, d: getattr(config, k, d))
+    arch = get('arch', None)
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f'unknown model.arch {arch!r}; choose one of {sorted(ARCHITECTURES)}')
+    return ARCHITECTURES[arch](config, data_shape)
+
+
+__all__ = [
+    'ARCHITECTURES', 'model_defaults', 'TINY_MODEL_OVERRIDES', 'UPSAMPLE', 'build_models',
+    'build_mlp', 'build_dcgan', 'build_resnet', 'MLPGenerator', 'MLPDiscriminator',
+    'DCGANGenerator', 'DCGANDiscriminator', 'ResNetGenerator', 'ResNetDiscriminator',
+    'dcgan_plan', 'resnet_base_shape', 'depth_to_space', 'space_to_depth',
+]

@@ -1,0 +1,413 @@
+"""Building blocks shared by the ganjax models: dtypes, normalization, spectral norm, upsampling.
+
+Every module here is a Flax Linen dataclass of hyperparameters. Mutable state (BatchNorm running
+statistics and spectral-norm power-iteration vectors) lives in the ``'batch_stats'`` collection, so
+a caller only ever needs ``mutable=['batch_stats']`` in train mode.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ganjax.errors import ConfigError
+
+Array = jax.Array
+Dtype = Any
+Initializer = Callable[..., Array]
+
+#: Normalization kinds understood by :func:`normalize`.
+NORMS = ('batch', 'layer', 'none')
+#: Output activations understood by :func:`output_activation`.
+OUTPUT_ACTIVATIONS = ('tanh', 'none')
+
+# BatchNorm settings of the DCGAN / SNGAN reference code (PyTorch momentum 0.1 == Flax 0.9).
+BATCH_NORM_MOMENTUM = 0.9
+BATCH_NORM_EPSILON = 1e-5
+
+
+def resolve_dtype(dtype: Any, what: str = 'dtype') -> Optional[jnp.dtype]:
+    """Turns a dtype given as a string ('float32', 'bfloat16'), numpy/jax type or None into a dtype.
+
+    Args:
+      dtype: the dtype or its name; None is passed through (Flax then infers the dtype).
+      what: the name of the setting, used in the error message.
+
+    Returns:
+      A ``jnp.dtype`` or None.
+
+    Raises:
+      ConfigError: the name is not a floating-point dtype.
+    """
+    if dtype is None:
+        return None
+    try:
+        resolved = jnp.dtype(dtype)
+    except TypeError as e:
+        raise ConfigError(f'{what}={dtype!r} is not a dtype name (use e.g. "float32" or '
+                          f'"bfloat16")') from e
+    if not jnp.issubdtype(resolved, jnp.floating):
+        raise ConfigError(f'{what}={dtype!r} is not a floating-point dtype')
+    return resolved
+
+
+def depth_to_space(x: Array, r: int) -> Array:
+    """Moves channel blocks into space ("pixel shuffle", Shi et al. 2016) for any spatial rank.
+
+    Channels-last: ``x`` is ``[B, S_1, ..., S_d, C * r**d]`` and the result is
+    ``[B, S_1 * r, ..., S_d * r, C]`` with::
+
+      out[b, s_1*r + o_1, ..., s_d*r + o_d, c] = x[b, s_1, ..., s_d, ((o_1*r + o_2)*r + ...)*C + c]
+
+    i.e. the channel axis is read as ``(o_1, ..., o_d, c)`` in row-major order (TensorFlow's
+    ``depth_to_space`` layout for d = 2).
+
+    Args:
+      x: array with at least one spatial axis between batch and channels.
+      r: the block size (upsampling factor of every spatial axis).
+
+    Returns:
+      The rearranged array.
+    """
+    d = x.ndim - 2
+    if d < 1:
+        raise ValueError(f'depth_to_space needs [batch, *spatial, channels], got shape {x.shape}')
+    if r < 1:
+        raise ValueError(f'depth_to_space block size must be >= 1, got {r}')
+    batch, spatial, channels = x.shape[0], x.shape[1:-1], x.shape[-1]
+    if channels % (r ** d):
+        raise ValueError(f'depth_to_space: {channels} channels are not divisible by r**d = '
+                         f'{r}**{d}')
+    out_channels = channels // r ** d
+    x = x.reshape(batch, *spatial, *([r] * d), out_channels)
+    # Axes now: 0 batch, 1..d spatial, d+1..2d offsets, 2d+1 channels. Interleave s_i with o_i.
+    perm = [0]
+    for i in range(d):
+        perm += [1 + i, 1 + d + i]
+    perm.append(2 * d + 1)
+    x = x.transpose(perm)
+    return x.reshape(batch, *(s * r for s in spatial), out_channels)
+
+
+def space_to_depth(x: Array, r: int) -> Array:
+    """Inverse of :func:`depth_to_space`: ``[B, *(S*r), C] -> [B, *S, C*r**d]``.
+
+    Args:
+      x: array ``[batch, *spatial, channels]`` whose spatial sizes are divisible by ``r``.
+      r: the block size.
+
+    Returns:
+      The rearranged array.
+    """
+    d = x.ndim - 2
+    if d < 1:
+        raise ValueError(f'space_to_depth needs [batch, *spatial, channels], got shape {x.shape}')
+    batch, spatial, channels = x.shape[0], x.shape[1:-1], x.shape[-1]
+    if any(s % r for s in spatial):
+        raise ValueError(f'space_to_depth: spatial shape {spatial} is not divisible by {r}')
+    split = []
+    for s in spatial:
+        split += [s // r, r]
+    x = x.reshape(batch, *split, channels)
+    perm = [0] + [1 + 2 * i for i in range(d)] + [2 + 2 * i for i in range(d)] + [2 * d + 1]
+    x = x.transpose(perm)
+    return x.reshape(batch, *(s // r for s in spatial), channels * r ** d)
+
+
+def nearest_upsample(x: Array, r: int = 2) -> Array:
+    """Nearest-neighbour upsampling of every spatial axis by ``r`` (channels-last, any rank).
+
+    Args:
+      x: array ``[batch, *spatial, channels]``.
+      r: the integer factor.
+
+    Returns:
+      Array ``[batch, *(s * r for s in spatial), channels]``.
+    """
+    for axis in range(1, x.ndim - 1):
+        x = jnp.repeat(x, r, axis=axis)
+    return x
+
+
+def avg_pool2(x: Array) -> Array:
+    """2x average pooling of every spatial axis (channels-last, any rank)."""
+    d = x.ndim - 2
+    return nn.avg_pool(x, window_shape=(2,) * d, strides=(2,) * d, padding='VALID')
+
+
+def icnr(base_init: Initializer, r: int, rank: int) -> Initializer:
+    """ICNR kernel initializer for sub-pixel convolution (Aitken et al. 2017, arXiv:1707.02937).
+
+    A conv followed by :func:`depth_to_space` starts out equal to "conv, then nearest-neighbour
+    upsample": every one of the ``r**rank`` sub-pixel phases gets the same kernel, which removes the
+    checkerboard pattern that independently initialised phases produce.
+
+    Args:
+      base_init: initializer of a kernel ``[*window, in, features]``.
+      r: the upsampling factor.
+      rank: the number of spatial axes.
+
+    Returns:
+      An initializer of kernels ``[*window, in, features * r**rank]``.
+    """
+    copies = r ** rank
+
+    def init(key, shape, dtype=jnp.float32):
+        if shape[-1] % copies:
+            raise ValueError(f'ICNR: {shape[-1]} output channels are not divisible by {copies}')
+        base = base_init(key, (*shape[:-1], shape[-1] // copies), dtype)
+        # depth_to_space reads the channel axis as (phase, feature): tiling repeats the whole
+        # feature block once per phase.
+        return jnp.tile(base, (1,) * (len(shape) - 1) + (copies,))
+
+    return init
+
+
+def spectral(layer: nn.Module, x: Array, *, spectral_norm: bool, train: bool,
+             param_dtype: Dtype = jnp.float32) -> Array:
+    """Applies ``layer`` to ``x``, spectrally normalized (Miyato et al. 2018) when asked.
+
+    Must be called inside a compact method; ``layer`` must be constructed there too. The power
+    iteration state is stored in 'batch_stats' under ``<layer name>_sn`` as
+    ``'<layer name>/kernel/u'`` and ``'<layer name>/kernel/sigma'``; it is updated only when
+    ``train`` is True.
+
+    Args:
+      layer: a Dense/Conv/ConvTranspose module constructed in the caller's compact method.
+      x: the layer's input.
+      spectral_norm: whether to wrap the layer in ``nn.SpectralNorm``.
+      train: update the power-iteration vectors (train mode) or only read them.
+      param_dtype: dtype of the stored ``u`` and ``sigma``.
+
+    Returns:
+      The layer's output.
+    """
+    if not spectral_norm:
+        return layer(x)
+    return nn.SpectralNorm(layer, collection_name='batch_stats', param_dtype=param_dtype,
+                           name=f'{layer.name}_sn')(x, update_stats=train)
+
+
+def normalize(kind: str, x: Array, *, train: bool, name: str, dtype: Dtype = None,
+              param_dtype: Dtype = jnp.float32) -> Array:
+    """Applies the normalization ``kind`` to ``x`` (inside a compact method).
+
+    'batch' is BatchNorm over all but the channel axis (running statistics in 'batch_stats',
+    updated only in train mode); 'layer' normalizes each example over all its non-batch axes, as the
+    WGAN-GP critic does (Gulrajani et al. 2017); 'none' returns ``x``.
+
+    Args:
+      kind: one of :data:`NORMS`.
+      x: activations ``[batch, ..., channels]``.
+      train: use batch statistics and update running ones (True) or use running ones (False).
+      name: the submodule's name.
+      dtype: computation dtype.
+      param_dtype: dtype of scale/bias and running statistics.
+
+    Returns:
+      The normalized activations.
+    """
+    if kind == 'batch':
+        return nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM,
+                            epsilon=BATCH_NORM_EPSILON, dtype=dtype, param_dtype=param_dtype,
+                            name=name)(x)
+    if kind == 'layer':
+        return nn.LayerNorm(reduction_axes=tuple(range(1, x.ndim)), feature_axes=-1,
+                            dtype=dtype, param_dtype=param_dtype, name=name)(x)
+    if kind == 'none':
+        return x
+    raise ConfigError(f'unknown normalization {kind!r}; choose one of {list(NORMS)}')
+
+
+def output_activation(kind: str, x: Array) -> Array:
+    """Applies a generator's output activation: 'tanh' (images in [-1, 1]) or 'none'."""
+    if kind == 'tanh':
+        return jnp.tanh(x)
+    if kind == 'none':
+        return x
+    raise ConfigError(f'unknown output_activation {kind!r}; choose one of '
+                      f'{list(OUTPUT_ACTIVATIONS)}')
+
+
+def bias_before(norm: str) -> bool:
+    """Whether a layer feeding the normalization ``norm`` should have a bias.
+
+    BatchNorm subtracts the per-channel batch mean, which cancels a per-channel bias exactly (its
+    gradient is zero); LayerNorm over all axes of an example does not, so the bias stays.
+    """
+    return norm != 'batch'
+
+
+def check_choice(value: str, choices: Sequence[str], what: str) -> str:
+    """Returns ``value`` if it is one of ``choices``, else raises a ConfigError naming ``what``."""
+    if value not in choices:
+        raise ConfigError(f'unknown {what} {value!r}; choose one of {sorted(choices)}')
+    return value
+
+
+class _Upsample(nn.Module):
+    """Fields shared by every x2 upsampling layer of :data:`UPSAMPLE`.
+
+    Attributes:
+      features: output channels.
+      kernel_size: window size along every spatial axis (None: the mode's own default).
+      rank: number of spatial axes; None infers it from the input (``x.ndim - 2``).
+      dtype: computation dtype (None: inferred).
+      param_dtype: parameter dtype.
+      spectral_norm: spectrally normalize the layer's kernel.
+      use_bias: add a bias (turn off when a BatchNorm follows).
+      kernel_init: initializer of the kernel.
+    """
+
+    features: int
+    kernel_size: Optional[int] = None
+    rank: Optional[int] = None
+    dtype: Dtype = None
+    param_dtype: Dtype = jnp.float32
+    spectral_norm: bool = False
+    use_bias: bool = True
+    kernel_init: Initializer = nn.initializers.lecun_normal()
+
+    default_kernel_size = 3
+
+    def _rank_and_window(self, x: Array) -> tuple[int, tuple[int, ...]]:
+        rank = x.ndim - 2
+        if rank < 1:
+            raise ValueError(f'{type(self).__name__} needs [batch, *spatial, channels], got shape '
+                             f'{x.shape}')
+        if self.rank is not None and self.rank != rank:
+            raise ValueError(f'{type(self).__name__} was built for {self.rank} spatial axes but '
+                             f'got an input of shape {x.shape} ({rank} spatial axes)')
+        k = self.default_kernel_size if self.kernel_size is None else self.kernel_size
+        return rank, (k,) * rank
+
+    def _conv_kwargs(self) -> dict[str, Any]:
+        return dict(use_bias=self.use_bias, dtype=resolve_dtype(self.dtype),
+                    param_dtype=resolve_dtype(self.param_dtype, 'param_dtype'))
+
+    def _spectral(self, conv: nn.Module, x: Array, train: bool) -> Array:
+        return spectral(conv, x, spectral_norm=self.spectral_norm, train=train,
+                        param_dtype=resolve_dtype(self.param_dtype, 'param_dtype'))
+
+
+class ConvDepthToSpace(_Upsample):
+    """x2 upsampling by a stride-1 'SAME' conv to ``features * 2**rank`` channels, then
+    :func:`depth_to_space` (sub-pixel convolution, Shi et al. 2016, arXiv:1609.05158).
+
+    With a 3x3 window each output phase sees the input pixel under it and its neighbours, so this
+    layer can express any 4x4 stride-2 transposed conv, while its gradient is an ordinary conv's
+    (fast; the transposed conv's is slow in XLA on CPU, jax-ml/jax#23783). The kernel is
+    ICNR-initialised so that it starts without checkerboard artifacts.
+    """
+
+    default_kernel_size = 3
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool = False) -> Array:
+        """Args: x ``[B, *S, C_in]``; train: update spectral-norm state.
+        Returns: ``[B, *(2 S), features]``."""
+        rank, window = self._rank_and_window(x)
+        conv = nn.Conv(self.features * 2 ** rank, window, padding='SAME',
+                       kernel_init=icnr(self.kernel_init, 2, rank), name='conv',
+                       **self._conv_kwargs())
+        return depth_to_space(self._spectral(conv, x, train), 2)
+
+
+class TransposeConvUp(_Upsample):
+    """x2 upsampling by ``nn.ConvTranspose`` with stride 2 and 'SAME' padding (DCGAN's layer).
+
+    Default window 4 (a multiple of the stride, against checkerboard artifacts, Odena et al. 2016).
+    Its gradient is very slow under XLA on CPU (jax-ml/jax#23783); prefer 'conv_d2s'.
+    """
+
+    default_kernel_size = 4
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool = False) -> Array:
+        """Args: x ``[B, *S, C_in]``; train: update spectral-norm state.
+        Returns: ``[B, *(2 S), features]``."""
+        rank, window = self._rank_and_window(x)
+        conv = nn.ConvTranspose(self.features, window, strides=(2,) * rank, padding='SAME',
+                                kernel_init=self.kernel_init, name='conv', **self._conv_kwargs())
+        return self._spectral(conv, x, train)
+
+
+class ResizeConv(_Upsample):
+    """x2 nearest-neighbour upsampling followed by a stride-1 'SAME' conv (Odena et al. 2016,
+    "Deconvolution and Checkerboard Artifacts"; the SNGAN generator's up-block)."""
+
+    default_kernel_size = 3
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool = False) -> Array:
+        """Args: x ``[B, *S, C_in]``; train: update spectral-norm state.
+        Returns: ``[B, *(2 S), features]``."""
+        _, window = self._rank_and_window(x)
+        conv = nn.Conv(self.features, window, padding='SAME', kernel_init=self.kernel_init,
+                       name='conv', **self._conv_kwargs())
+        return self._spectral(conv, nearest_upsample(x, 2), train)
+
+
+#: Upsampling mode name -> module class. All take the same fields (features, kernel_size, rank,
+#: dtype, param_dtype, spectral_norm, use_bias, kernel_init), are called as ``layer(x, train)`` and
+#: double every spatial axis.
+UPSAMPLE: dict[str, type[_Upsample]] = {
+    'conv_d2s': ConvDepthToSpace,
+    'transpose': TransposeConvUp,
+    'resize_conv': ResizeConv,
+}
+
+
+def make_upsample(mode: str, features: int, **kwargs: Any) -> _Upsample:
+    """Looks up ``mode`` in :data:`UPSAMPLE` and constructs the layer.
+
+    Args:
+      mode: a key of :data:`UPSAMPLE`.
+      features: output channels.
+      **kwargs: the other fields of :class:`_Upsample` (kernel_size, rank, dtype, ...; name).
+
+    Returns:
+      The (unbound) upsampling module.
+
+    Raises:
+      ConfigError: unknown mode.
+    """
+    if mode not in UPSAMPLE:
+        raise ConfigError(f'unknown upsample mode {mode!r}; choose one of {sorted(UPSAMPLE)}')
+    return UPSAMPLE[mode](features, **kwargs)
+
+
+def check_latent(z: Array, latent_dim: int, where: str) -> None:
+    """Raises a ConfigError naming ``where`` unless ``z`` is ``[batch, latent_dim]``."""
+    if z.ndim != 2 or z.shape[-1] != latent_dim:
+        raise ConfigError(f'{where} expects z of shape [batch, {latent_dim}] (latent_dim), got '
+                          f'{z.shape}')
+
+
+def logit_head(x: Array, spectral_norm: bool, train: bool, param_dtype: Dtype) -> Array:
+    """Final Dense(1) of a discriminator (inside a compact method), named 'logit'.
+
+    It runs in float32 whatever the model's dtype, so logits and losses keep full precision.
+
+    Args:
+      x: features ``[B, ...]`` (flattened here).
+      spectral_norm: spectrally normalize the Dense.
+      train: update spectral-norm state.
+      param_dtype: parameter dtype.
+
+    Returns:
+      Float32 logits ``[B]``.
+    """
+    x = x.reshape(x.shape[0], -1).astype(jnp.float32)
+    dense = nn.Dense(1, dtype=jnp.float32, param_dtype=param_dtype, name='logit')
+    return spectral(dense, x, spectral_norm=spectral_norm, train=train,
+                    param_dtype=param_dtype)[:, 0]
+
+
+def num_elements(shape: Sequence[int]) -> int:
+    """Product of a shape's sizes (1 for ``()``)."""
+    return int(math.prod(shape))

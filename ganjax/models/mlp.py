@@ -1,0 +1,126 @@
+"""Fully connected generator / discriminator pair for any data shape (Goodfellow et al. 2014).
+
+The usual pair for low-dimensional data (2D toy mixtures, tabular / gene-expression vectors); images
+work too (flattened).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ganjax.models import layers
+
+Array = jax.Array
+
+
+class MLPGenerator(nn.Module):
+    """z -> ``num_layers`` x [Dense(features), norm, ReLU] -> Dense(prod(data_shape)) -> activation.
+
+    Attributes:
+      data_shape: shape of one generated example; the flat output is reshaped to it.
+      latent_dim: size of z (checked at call time).
+      features: width of every hidden layer.
+      num_layers: number of hidden layers.
+      norm: 'batch' | 'layer' | 'none', applied after every hidden Dense.
+      spectral_norm: spectrally normalize every Dense.
+      output_activation: 'tanh' | 'none'.
+      dtype: computation dtype (None: float32 by inference).
+      param_dtype: parameter dtype.
+    """
+
+    data_shape: tuple[int, ...]
+    latent_dim: int = 100
+    features: int = 256
+    num_layers: int = 3
+    norm: str = 'batch'
+    spectral_norm: bool = False
+    output_activation: str = 'tanh'
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, z: Array, train: bool) -> Array:
+        """Generates examples.
+
+        Args:
+          z: latent codes ``[B, latent_dim]``.
+          train: batch statistics (and their running averages / spectral-norm state are updated)
+            when True; running averages when False.
+
+        Returns:
+          Float32 examples ``[B, *data_shape]``.
+        """
+        layers.check_latent(z, self.latent_dim, type(self).__name__)
+        dtype = layers.resolve_dtype(self.dtype)
+        param_dtype = layers.resolve_dtype(self.param_dtype, 'param_dtype')
+        x = z
+        for i in range(self.num_layers):
+            dense = nn.Dense(self.features, use_bias=layers.bias_before(self.norm), dtype=dtype,
+                             param_dtype=param_dtype, name=f'dense{i}')
+            x = layers.spectral(dense, x, spectral_norm=self.spectral_norm, train=train,
+                                param_dtype=param_dtype)
+            x = layers.normalize(self.norm, x, train=train, name=f'norm{i}', dtype=dtype,
+                                 param_dtype=param_dtype)
+            x = nn.relu(x)
+        out = nn.Dense(layers.num_elements(self.data_shape), dtype=dtype,
+                       param_dtype=param_dtype, name='out')
+        x = layers.spectral(out, x, spectral_norm=self.spectral_norm, train=train,
+                            param_dtype=param_dtype)
+        x = layers.output_activation(self.output_activation, x.astype(jnp.float32))
+        return x.reshape(x.shape[0], *self.data_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """Flatten -> ``num_layers`` x [Dense(features), norm, LeakyReLU(0.2)] -> Dense(1).
+
+    As in DCGAN, the first hidden layer is never normalized (normalizing raw inputs would hide
+    their scale from D).
+
+    Attributes:
+      features: width of every hidden layer.
+      num_layers: number of hidden layers.
+      norm: 'batch' | 'layer' | 'none', on hidden layers after the first.
+      spectral_norm: spectrally normalize every Dense.
+      dtype: computation dtype (None: inferred); the logit layer always runs in float32.
+      param_dtype: parameter dtype.
+    """
+
+    features: int = 256
+    num_layers: int = 3
+    norm: str = 'none'
+    spectral_norm: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool) -> Array:
+        """Scores examples.
+
+        Args:
+          x: examples ``[B, ...]``.
+          train: update normalization / spectral-norm state.
+
+        Returns:
+          Float32 logits ``[B]``.
+        """
+        dtype = layers.resolve_dtype(self.dtype)
+        param_dtype = layers.resolve_dtype(self.param_dtype, 'param_dtype')
+        x = x.reshape(x.shape[0], -1)
+        if dtype is not None:
+            x = x.astype(dtype)
+        for i in range(self.num_layers):
+            # Layer 0 is never normalized, so it keeps its bias.
+            dense = nn.Dense(self.features, use_bias=i == 0 or layers.bias_before(self.norm),
+                             dtype=dtype, param_dtype=param_dtype, name=f'dense{i}')
+            x = layers.spectral(dense, x, spectral_norm=self.spectral_norm, train=train,
+                                param_dtype=param_dtype)
+            if i > 0:
+                x = layers.normalize(self.norm, x, train=train, name=f'norm{i}', dtype=dtype,
+                                     param_dtype=param_dtype)
+            x = nn.leaky_relu(x, 0.2)
+        return layers.logit_head(x, self.spectral_norm, train, param_dtype)
+
