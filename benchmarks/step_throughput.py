@@ -11,27 +11,19 @@ Writes benchmarks/results/step_throughput_<config>_<device>.json (or --out).
 """
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import sys
 import time
 
-import flax
 import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import common  # noqa: E402  (benchmarks/common.py, beside this script)
 from ganjax import config as config_lib  # noqa: E402
 from ganjax import data  # noqa: E402
 from ganjax.train_step import build_gan, create_state, make_train_step  # noqa: E402
-
-
-def device_kind() -> str:
-    """The first device's kind, e.g. 'cpu' or 'NVIDIA H100 80GB HBM3'."""
-    return jax.devices()[0].device_kind
 
 
 def measure(config, data_shape, steps: int, warmup: int) -> dict:
@@ -108,7 +100,6 @@ def main(argv=None) -> int:
 
     result = measure(config, data_shape, args.steps, args.warmup)
     name = os.path.splitext(os.path.basename(args.config))[0]
-    kind = device_kind()
     record = {
         'benchmark': 'step_throughput',
         'config': args.config,
@@ -119,20 +110,11 @@ def main(argv=None) -> int:
         'batch_size': config.data.batch_size,
         'n_critic': config.train.n_critic,
         'dtype': config.model.dtype,
-        'device_kind': kind,
-        'device_count': jax.device_count(),
-        'platform': platform.platform(),
-        'cpu_count': os.cpu_count(),
-        'jax_version': jax.__version__,
-        'flax_version': flax.__version__,
-        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        **common.environment(),
         **result,
     }
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results',
-                                   f'step_throughput_{name}_{kind.replace(" ", "_")}.json')
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, 'w', encoding='utf-8') as f:
-        json.dump(record, f, indent=2)
+    kind = record['device_kind']
+    out = common.write_result(record, args.out, f'step_throughput_{name}')
     print(f"{name} on {kind}: batch {record['batch_size']}, compile {result['compile_s']:.1f} s, "
           f"{result['steps_per_sec']:.2f} steps/s, {result['images_per_sec']:.1f} images/s "
           f"(median of {args.steps} steps) -> {out}")

@@ -15,10 +15,7 @@ Writes benchmarks/results/upsample_<device kind>.json (or --out) and prints a ta
 """
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import sys
 import time
 from typing import Any, Callable
@@ -30,13 +27,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import common  # noqa: E402  (benchmarks/common.py, beside this script)
 from ganjax.models import layers  # noqa: E402
 from ganjax.models.dcgan import DCGANGenerator  # noqa: E402
-
-
-def device_kind() -> str:
-    """The first device's kind, e.g. 'cpu' or 'NVIDIA H100 80GB HBM3'."""
-    return jax.devices()[0].device_kind
 
 
 def _flops(compiled) -> float | None:
@@ -202,26 +195,16 @@ def main(argv=None) -> int:
         print(f'{bench} {size}x{size}: timing', file=sys.stderr, flush=True)
         records.extend(run_group(cases, args.repeats))
 
-    kind = device_kind()
     report = {
         'benchmark': 'upsample',
         'measure': ('jit(value_and_grad(loss)) per call, median over repeats after warm-up; '
                     'modes of a group timed round-robin'),
-        'device_kind': kind,
-        'device_count': jax.device_count(),
-        'platform': platform.platform(),
-        'cpu_count': os.cpu_count(),
-        'jax_version': jax.__version__,
-        'flax_version': flax.__version__,
-        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        **common.environment(),
         'args': vars(args),
         'results': records,
     }
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results',
-                                   f'upsample_{kind.replace(" ", "_")}.json')
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, 'w', encoding='utf-8') as f:
-        json.dump(report, f, indent=2)
+    kind = report['device_kind']
+    out = common.write_result(report, args.out, 'upsample')
     print(f'{kind}, batch {args.batch}, features {args.features}, dtype {args.dtype}, '
           f'jax {jax.__version__}, flax {flax.__version__}')
     print(_table(records))

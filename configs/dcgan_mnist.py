@@ -4,9 +4,10 @@ Run:
     ganjax train --config configs/dcgan_mnist.py --workdir runs/dcgan_mnist
     (or `make demo`, which installs first)
 
-Expected result: about 7 minutes on 2 CPU cores; runs/dcgan_mnist/samples/ holds grids of clearly
-recognizable digits from step ~1000 on, losses.png the loss curves, checkpoints/ the last 3
-checkpoints. Running the same command again resumes (and stops at once if the run is complete).
+Expected result: about 7 minutes on 2 CPU cores (~7.5 steps/s); runs/dcgan_mnist/samples/ holds
+grids of digit-like shapes from step ~500 and recognizable digits of most classes from step ~1500,
+losses.png the loss curves (d_loss settles near 1.2, D's accuracy near 0.7), checkpoints/ the last
+3 checkpoints. Running the same command again resumes (and stops at once if the run is complete).
 """
 
 from configs import default
@@ -23,7 +24,7 @@ def get_config():
     config.data.name = 'mnist_5k'
     config.data.batch_size = 64
     config.ema.decay = 0.995
-    config.train.num_steps = 2000
+    config.train.num_steps = 3000
     config.train.log_every = 50
     config.train.sample_every = 250
     config.train.checkpoint_every = 500

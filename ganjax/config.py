@@ -1,16 +1,15 @@
 """Loading, overriding and checking run configs (ml_collections ConfigDicts in Python files)."""
 
 import ast
-import difflib
 import importlib.util
 import json
 import os
 import sys
-from typing import Any, Iterable
+from typing import Any
 
 from ml_collections import ConfigDict
 
-from ganjax.errors import ConfigError
+from ganjax.errors import ConfigError, closest_hint
 
 # Choices of the string keys that are not looked up in a table of functions.
 _CHOICES = {
@@ -84,11 +83,6 @@ def _flatten(config: ConfigDict, prefix: str = '') -> dict[str, Any]:
     return out
 
 
-def _closest(name: str, names: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(names), n=3, cutoff=0.6)
-    return f' (did you mean {", ".join(close)}?)' if close else ''
-
-
 def _same_type(default: Any, value: Any) -> bool:
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(default, bool) and isinstance(value, bool)
@@ -113,7 +107,7 @@ def check_against_default(config: ConfigDict, where: str = 'config') -> None:
     problems = []
     for key, value in _flatten(config).items():
         if key not in defaults:
-            problems.append(f'unknown key {key!r}{_closest(key, defaults)}')
+            problems.append(f'unknown key {key!r}{closest_hint(key, defaults)}')
         elif not _same_type(defaults[key], value):
             problems.append(f'{key}={value!r} is a {type(value).__name__}; '
                             f'expected a {type(defaults[key]).__name__}')
@@ -197,7 +191,7 @@ def apply_overrides(config: ConfigDict, overrides: dict[str, str]) -> ConfigDict
     flat = _flatten(config)
     for key, text in overrides.items():
         if key not in flat:
-            raise ConfigError(f'--config.{key}: unknown config key{_closest(key, flat)}')
+            raise ConfigError(f'--config.{key}: unknown config key{closest_hint(key, flat)}')
         node = config
         *parents, leaf = key.split('.')
         for p in parents:
@@ -232,7 +226,7 @@ def validate(config: ConfigDict) -> None:
     for key, allowed in choices.items():
         if flat[key] not in allowed:
             raise ConfigError(f'{key}={flat[key]!r} is not one of {list(allowed)}'
-                              f'{_closest(str(flat[key]), allowed)}')
+                              f'{closest_hint(str(flat[key]), allowed)}')
     positive = ('model.latent_dim', 'model.g_features', 'model.d_features', 'data.batch_size',
                 'train.num_steps', 'train.n_critic', 'train.log_every', 'train.sample_every',
                 'train.checkpoint_every', 'train.keep_checkpoints', 'train.num_samples',

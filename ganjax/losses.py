@@ -19,7 +19,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from ganjax.errors import ConfigError
+from ganjax.errors import lookup
 
 LossOutput = tuple[jax.Array, jax.Array, dict[str, jax.Array]]
 LossFn = Callable[[jax.Array, jax.Array], LossOutput]
@@ -220,8 +220,4 @@ def get_loss(name: str) -> LossFn:
     Raises:
       ConfigError: if `name` is not in the table.
     """
-    try:
-        return LOSSES[name]
-    except KeyError:
-        raise ConfigError(
-            f'loss.name={name!r} is not a known loss; choose one of {sorted(LOSSES)}') from None
+    return lookup(LOSSES, name, 'loss.name')

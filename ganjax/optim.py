@@ -5,7 +5,7 @@ from typing import Callable
 import optax
 from ml_collections import ConfigDict
 
-from ganjax.errors import ConfigError
+from ganjax.errors import lookup
 
 
 def _adam(cfg: ConfigDict, lr) -> optax.GradientTransformation:
@@ -40,10 +40,7 @@ def _schedule(name: str, lr: float, num_steps: int) -> optax.ScalarOrSchedule:
         'linear': lambda: optax.linear_schedule(lr, 0.0, max(num_steps, 1)),
         'cosine': lambda: optax.cosine_decay_schedule(lr, max(num_steps, 1)),
     }
-    if name not in schedules:
-        raise ConfigError(
-            f'optim.schedule={name!r} is not a known schedule; choose one of {sorted(schedules)}')
-    return schedules[name]()
+    return lookup(schedules, name, 'optim.schedule')()
 
 
 def make_optimizers(config: ConfigDict) -> tuple[optax.GradientTransformation,
@@ -65,10 +62,7 @@ def make_optimizers(config: ConfigDict) -> tuple[optax.GradientTransformation,
       ConfigError: for an unknown optimizer or schedule name.
     """
     cfg = config.optim
-    if cfg.name not in OPTIMIZERS:
-        raise ConfigError(
-            f'optim.name={cfg.name!r} is not a known optimizer; choose one of {sorted(OPTIMIZERS)}')
-    make = OPTIMIZERS[cfg.name]
+    make = lookup(OPTIMIZERS, cfg.name, 'optim.name')
     steps = config.train.num_steps
 
     def build(lr, updates_per_step):

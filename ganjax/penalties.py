@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ganjax.errors import ConfigError
+from ganjax.errors import lookup
 
 DFn = Callable[[jax.Array], jax.Array]
 PenaltyFn = Callable[[DFn, jax.Array, jax.Array, jax.Array], jax.Array]
@@ -52,6 +52,14 @@ def _interpolate(real, fake, rng):
     eps_shape = (real.shape[0],) + (1,) * (real.ndim - 1)
     eps = jax.random.uniform(rng, eps_shape, jnp.float32)
     return eps * real.astype(jnp.float32) + (1.0 - eps) * fake.astype(jnp.float32)
+
+
+def _grad_norms(d_fn: DFn, x: jax.Array) -> jax.Array:
+    return jnp.sqrt(_sq_norms(input_gradients(d_fn, x)) + _NORM_EPS)
+
+
+def _interpolate_grad_norms(d_fn, real, fake, rng):
+    return _grad_norms(d_fn, _interpolate(real, lax.stop_gradient(fake), rng))
 
 
 def no_penalty(d_fn: DFn, real: jax.Array, fake: jax.Array, rng: jax.Array) -> jax.Array:
@@ -86,9 +94,7 @@ def wgan_gp(d_fn: DFn, real: jax.Array, fake: jax.Array, rng: jax.Array) -> jax.
       Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017.
       https://arxiv.org/abs/1704.00028
     """
-    x_hat = _interpolate(real, lax.stop_gradient(fake), rng)
-    norms = jnp.sqrt(_sq_norms(input_gradients(d_fn, x_hat)) + _NORM_EPS)
-    return jnp.mean(jnp.square(norms - 1.0))
+    return jnp.mean(jnp.square(_interpolate_grad_norms(d_fn, real, fake, rng) - 1.0))
 
 
 def wgan_gp_one_sided(d_fn: DFn, real: jax.Array, fake: jax.Array, rng: jax.Array) -> jax.Array:
@@ -110,8 +116,7 @@ def wgan_gp_one_sided(d_fn: DFn, real: jax.Array, fake: jax.Array, rng: jax.Arra
       Petzka, Fischer, Lukovnicov, "On the regularization of Wasserstein GANs", ICLR 2018.
       https://arxiv.org/abs/1709.08894
     """
-    x_hat = _interpolate(real, lax.stop_gradient(fake), rng)
-    norms = jnp.sqrt(_sq_norms(input_gradients(d_fn, x_hat)) + _NORM_EPS)
+    norms = _interpolate_grad_norms(d_fn, real, fake, rng)
     return jnp.mean(jnp.square(jax.nn.relu(norms - 1.0)))
 
 
@@ -180,9 +185,7 @@ def dragan(d_fn: DFn, real: jax.Array, fake: jax.Array, rng: jax.Array) -> jax.A
     k_noise, k_alpha = jax.random.split(rng)
     perturbed = x + 0.5 * jnp.std(x) * jax.random.uniform(k_noise, x.shape, jnp.float32)
     alpha = jax.random.uniform(k_alpha, (x.shape[0],) + (1,) * (x.ndim - 1), jnp.float32)
-    x_tilde = x + alpha * (perturbed - x)
-    norms = jnp.sqrt(_sq_norms(input_gradients(d_fn, x_tilde)) + _NORM_EPS)
-    return jnp.mean(jnp.square(norms - 1.0))
+    return jnp.mean(jnp.square(_grad_norms(d_fn, x + alpha * (perturbed - x)) - 1.0))
 
 
 PENALTIES: dict[str, PenaltyFn] = {
@@ -207,12 +210,7 @@ def get_penalty(name: str) -> PenaltyFn:
     Raises:
       ConfigError: if `name` is not in the table.
     """
-    try:
-        return PENALTIES[name]
-    except KeyError:
-        raise ConfigError(
-            f'penalty.name={name!r} is not a known penalty; choose one of {sorted(PENALTIES)}'
-        ) from None
+    return lookup(PENALTIES, name, 'penalty.name')
 
 
 def penalty_term(penalty_fn: PenaltyFn, weight: float, interval: int, d_step: jax.Array,

@@ -224,14 +224,14 @@ class _Trainer:
         writer = summaries.MetricsWriter(self.workdir, resume_step=start)
         if step >= num_steps:
             log(f'run already complete at step {step} (train.num_steps={num_steps})')
-            self._finish(state, writer)
+            self._finish(state, writer, samples=False)
             return state
 
         n_critic, batch_size = cfg.train.n_critic, cfg.data.batch_size
         iterator = data.BatchIterator(self.source, batch_size * n_critic, seed=cfg.seed,
                                       position=position, prefetch=cfg.data.prefetch)
         progress = _progress_bar(cfg, step, num_steps)
-        interrupted = None
+        interrupted, sampled = None, None
         try:
             with _StopRequest() as stop:
                 # Throughput is measured from the end of the first step, which compiles.
@@ -263,6 +263,7 @@ class _Trainer:
                         t_window, steps_window = time.perf_counter(), 0
                     if step % cfg.train.sample_every == 0:
                         self.save_samples(state, writer)
+                        sampled = step
                     if step % cfg.train.checkpoint_every == 0:
                         self._check_pending()
                         self.ckpt.save(step, state, iterator.position)
@@ -283,7 +284,7 @@ class _Trainer:
             iterator.close()
             self.ckpt.wait()
         if not interrupted:
-            self._finish(state, writer)
+            self._finish(state, writer, samples=sampled != step)
         else:
             writer.close()
         return state
@@ -305,12 +306,14 @@ class _Trainer:
         else:
             progress.set_postfix_str(summary)
 
-    def _finish(self, state, writer):
-        path = self.save_samples(state, writer)
+    def _finish(self, state, writer, samples: bool):
+        step = int(state.step)
+        path = self.save_samples(state, writer) if samples else os.path.join(
+            self.workdir, 'samples', f'step_{step:07d}.png')
         writer.close()
         plotted = summaries.plot_losses(os.path.join(self.workdir, 'metrics.jsonl'),
                                         os.path.join(self.workdir, 'losses.png'))
-        log(f'done at step {int(state.step)}: samples {path}' +
+        log(f'done at step {step}: samples {path}' +
             (f', loss curves {os.path.join(self.workdir, "losses.png")}' if plotted else ''))
 
 

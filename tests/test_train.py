@@ -17,7 +17,7 @@ from PIL import Image
 from ganjax import summaries
 from ganjax import train as train_lib
 from ganjax.cli import main
-from ganjax.errors import ConfigError, DataError, NonFiniteError
+from ganjax.errors import ConfigError, NonFiniteError
 from util import ROOT, tiny_config
 
 

@@ -18,7 +18,7 @@ from ganjax.data.source import ArraySource, DataSpec, Source, config_value, data
 from ganjax.data.tabular import build_csv
 from ganjax.data.toy import build_grid25, build_ring8
 from ganjax.data.tfds_source import build_tfds
-from ganjax.errors import ConfigError
+from ganjax.errors import lookup
 
 DATASETS: dict[str, Callable[[Any, str], Source]] = {
     'mnist_5k': build_mnist_5k,
@@ -45,9 +45,7 @@ def build_source(data_config: Any, split: str) -> Source:
         DataError: for missing, empty or corrupt data.
     """
     name = config_value(data_config, 'name', 'mnist_5k')
-    if name not in DATASETS:
-        raise ConfigError(f'unknown dataset data.name={name!r}; choose one of {sorted(DATASETS)}')
-    return DATASETS[name](data_config, split)
+    return lookup(DATASETS, name, 'data.name')(data_config, split)
 
 
 __all__ = [

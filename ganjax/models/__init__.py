@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
-from ganjax.errors import ConfigError
+from ganjax.errors import ConfigError, lookup
 from ganjax.models import layers
 from ganjax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_plan
 from ganjax.models.layers import UPSAMPLE, depth_to_space, space_to_depth
@@ -171,9 +171,7 @@ def build_models(config: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, n
     """
     get = config.get if hasattr(config, 'get') else (lambda k, d: getattr(config, k, d))
     arch = get('arch', None)
-    if arch not in ARCHITECTURES:
-        raise ConfigError(f'unknown model.arch {arch!r}; choose one of {sorted(ARCHITECTURES)}')
-    return ARCHITECTURES[arch](config, data_shape)
+    return lookup(ARCHITECTURES, arch, 'model.arch')(config, data_shape)
 
 
 __all__ = [

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ganjax.errors import ConfigError
+from ganjax.errors import ConfigError, lookup
 
 Array = jax.Array
 Dtype = Any
@@ -244,9 +244,7 @@ def bias_before(norm: str) -> bool:
 
 def check_choice(value: str, choices: Sequence[str], what: str) -> str:
     """Returns ``value`` if it is one of ``choices``, else raises a ConfigError naming ``what``."""
-    if value not in choices:
-        raise ConfigError(f'unknown {what} {value!r}; choose one of {sorted(choices)}')
-    return value
+    return lookup({c: c for c in choices}, value, what)
 
 
 class _Upsample(nn.Module):
@@ -376,9 +374,7 @@ def make_upsample(mode: str, features: int, **kwargs: Any) -> _Upsample:
     Raises:
       ConfigError: unknown mode.
     """
-    if mode not in UPSAMPLE:
-        raise ConfigError(f'unknown upsample mode {mode!r}; choose one of {sorted(UPSAMPLE)}')
-    return UPSAMPLE[mode](features, **kwargs)
+    return lookup(UPSAMPLE, mode, 'model.upsample')(features, **kwargs)
 
 
 def check_latent(z: Array, latent_dim: int, where: str) -> None:
