@@ -211,11 +211,12 @@ def validate(config: ConfigDict) -> None:
     """
     # Imported here: the tables pull in jax and the models, which the CLI's --help does not need.
     from ganjax import data, losses, models, optim, penalties
-    from ganjax.models import layers
+    from ganjax.models import dcgan, layers
 
     tables = {
         'model.arch': models.ARCHITECTURES,
         'model.upsample': layers.UPSAMPLE,
+        'model.downsample': dcgan.DOWNSAMPLE,
         'data.name': data.DATASETS,
         'loss.name': losses.LOSSES,
         'penalty.name': penalties.PENALTIES,

@@ -472,3 +472,50 @@ def test_wrong_latent_size_and_unknown_upsample_layer():
         jax.eval_shape(lambda k: g.init(k, jnp.zeros((BATCH, 9)), train=False), _key())
     with pytest.raises(ConfigError, match=r"model\.upsample='pixel_magic' is not one of"):
         layers.make_upsample('pixel_magic', 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# discriminator downsampling
+
+
+@pytest.mark.parametrize('rank', [1, 2])
+def test_space_to_depth_patches_are_the_strided_conv_window(rank):
+    """Each output position's patch holds exactly the 4^rank inputs 2o-2 .. 2o+1 of a 4x4 stride-2
+    conv padded (2, 0), each once: so a Dense layer on the patches is that conv."""
+    from ganjax.models import dcgan
+    _, prepare = dcgan.DOWNSAMPLE['space_to_depth'](rank)
+    size, channels = 8, 2
+    shape = (size,) * rank + (channels,)
+    n_inputs = int(np.prod(shape))
+    # One-hot images: image k has a 1 at flat input position k.
+    eye = np.eye(n_inputs, dtype=np.float32).reshape((n_inputs,) + shape)
+    patches = np.asarray(prepare(jnp.asarray(eye)))
+    out = size // 2
+    assert patches.shape == (n_inputs,) + (out,) * rank + (4 ** rank * channels,)
+    for k in range(n_inputs):
+        pos = np.unravel_index(k, shape)[:rank]
+        hits = np.argwhere(patches[k] == 1)
+        assert np.all(patches[k][patches[k] != 1] == 0)
+        expected = {o for o in itertools.product(range(out), repeat=rank)
+                    if all(2 * oi - 2 <= p <= 2 * oi + 1 for oi, p in zip(o, pos))}
+        assert {tuple(h[:rank]) for h in hits} == expected
+        assert len(hits) == len(expected)  # once per output position that sees it
+    # Every slot of every patch is an input pixel or zero padding, and no slot repeats a pixel.
+    for o in itertools.product(range(out), repeat=rank):
+        sources = patches[(slice(None),) + o]  # [n_inputs, slots]
+        assert np.all(sources.sum(axis=0) <= 1)
+        in_bounds = np.prod([min(2 * oi + 1, size - 1) - max(2 * oi - 2, 0) + 1 for oi in o])
+        assert sources.sum() == in_bounds * channels
+
+
+def test_discriminator_downsample_modes_match_in_size():
+    counts = {}
+    for downsample in ('space_to_depth', 'strided'):
+        cfg = _config('dcgan', downsample=downsample, **models.TINY_MODEL_OVERRIDES['dcgan'])
+        _, d = models.build_models(cfg, (16, 16, 3))
+        variables = d.init(_key(), jnp.zeros((BATCH, 16, 16, 3)), train=False)
+        logits, _ = d.apply(variables, jnp.ones((BATCH, 16, 16, 3)), train=True,
+                            mutable=['batch_stats'])
+        assert logits.shape == (BATCH,) and logits.dtype == jnp.float32
+        counts[downsample] = sum(x.size for x in jax.tree.leaves(variables['params']))
+    assert counts['space_to_depth'] == counts['strided']

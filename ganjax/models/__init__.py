@@ -104,7 +104,8 @@ def build_dcgan(config: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn
                        spectral_norm=o['g_spectral_norm'],
                        output_activation=o['output_activation'], dtype=o['dtype'],
                        param_dtype=o['param_dtype'])
-    d = DCGANDiscriminator(features=o['d_features'], num_stages=n, norm=o['d_norm'],
+    d = DCGANDiscriminator(features=o['d_features'], num_stages=n, downsample=o['downsample'],
+                           norm=o['d_norm'],
                            spectral_norm=o['d_spectral_norm'], dtype=o['dtype'],
                            param_dtype=o['param_dtype'])
     return g, d
