@@ -273,6 +273,7 @@ class _Trainer:
             if interrupted:
                 log(f'{interrupted}: checkpoint of step {step} written; stopping')
         except NonFiniteError as e:
+            writer.close()
             self.ckpt.wait()
             last = self.ckpt.latest_step()
             kept = f'the last good checkpoint (step {last}) is kept' if last is not None else \
@@ -296,7 +297,9 @@ class _Trainer:
         self.window = []
         if rate is not None:  # None for a window holding only the compiling first step
             means['steps_per_sec'] = rate
-            means['examples_per_sec'] = rate * self.config.data.batch_size
+            # Real examples consumed: each step reads n_critic batches.
+            means['examples_per_sec'] = (rate * self.config.data.batch_size *
+                                         self.config.train.n_critic)
         writer.write_scalars(step, means)
         summary = (f"d_loss {means['d_loss']:.3f}  g_loss {means['g_loss']:.3f}  "
                    f"acc r/f {means['d_acc_real']:.2f}/{means['d_acc_fake']:.2f}")
