@@ -30,6 +30,11 @@ def _f32(real_logits, fake_logits):
     return jnp.asarray(real_logits, jnp.float32), jnp.asarray(fake_logits, jnp.float32)
 
 
+def _bce_d_terms(r, f):
+    # -log sigmoid(r) and -log(1 - sigmoid(f)), the standard GAN discriminator's two terms.
+    return jnp.mean(jax.nn.softplus(-r)), jnp.mean(jax.nn.softplus(f))
+
+
 def minimax(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
     """The original saturating minimax loss.
 
@@ -47,9 +52,8 @@ def minimax(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
       Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014. https://arxiv.org/abs/1406.2661
     """
     r, f = _f32(real_logits, fake_logits)
-    d_real = jnp.mean(jax.nn.softplus(-r))  # -log sigmoid(r)
-    d_fake = jnp.mean(jax.nn.softplus(f))  # -log(1 - sigmoid(f))
-    g_loss = -jnp.mean(jax.nn.softplus(f))  # log(1 - sigmoid(f))
+    d_real, d_fake = _bce_d_terms(r, f)
+    g_loss = -d_fake  # log(1 - sigmoid(f)), which G minimises
     return d_real + d_fake, g_loss, {'d_real': d_real, 'd_fake': d_fake}
 
 
@@ -68,8 +72,7 @@ def non_saturating(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput
       https://arxiv.org/abs/1406.2661
     """
     r, f = _f32(real_logits, fake_logits)
-    d_real = jnp.mean(jax.nn.softplus(-r))
-    d_fake = jnp.mean(jax.nn.softplus(f))
+    d_real, d_fake = _bce_d_terms(r, f)
     g_loss = jnp.mean(jax.nn.softplus(-f))  # -log sigmoid(f)
     return d_real + d_fake, g_loss, {'d_real': d_real, 'd_fake': d_fake}
 
@@ -162,8 +165,7 @@ def relativistic_average(real_logits: jax.Array, fake_logits: jax.Array) -> Loss
     r, f = _f32(real_logits, fake_logits)
     r_rel = r - jnp.mean(f)
     f_rel = f - jnp.mean(r)
-    d_real = jnp.mean(jax.nn.softplus(-r_rel))
-    d_fake = jnp.mean(jax.nn.softplus(f_rel))
+    d_real, d_fake = _bce_d_terms(r_rel, f_rel)
     g_real = jnp.mean(jax.nn.softplus(r_rel))
     g_fake = jnp.mean(jax.nn.softplus(-f_rel))
     aux = {'d_real': d_real, 'd_fake': d_fake, 'g_real': g_real, 'g_fake': g_fake}
