@@ -23,7 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.mlp_layers = 3  # hidden layers of the MLP pair
     config.model.upsample = 'conv_d2s'  # ganjax.models.layers.UPSAMPLE: conv_d2s|transpose|resize_conv
     config.model.downsample = 'space_to_depth'  # DCGAN D: space_to_depth | strided (see dcgan.py)
-    config.model.g_norm = 'batch'  # batch | none
+    config.model.g_norm = 'batch'  # batch | layer | none
     config.model.d_norm = 'batch'  # batch | layer | none (gradient penalties want layer or none)
     config.model.g_spectral_norm = False
     config.model.d_spectral_norm = False

@@ -11,11 +11,8 @@ from ml_collections import ConfigDict
 
 from ganjax.errors import ConfigError, closest_hint
 
-# Choices of the string keys that are not looked up in a table of functions.
+# Choices of the string keys that no module holds a table for.
 _CHOICES = {
-    'model.g_norm': ('batch', 'none'),
-    'model.d_norm': ('batch', 'layer', 'none'),
-    'model.output_activation': ('tanh', 'none'),
     'model.dtype': ('float32', 'bfloat16'),
     'model.param_dtype': ('float32', 'bfloat16'),
     'optim.schedule': ('constant', 'linear', 'cosine'),
@@ -217,6 +214,9 @@ def validate(config: ConfigDict) -> None:
         'model.arch': models.ARCHITECTURES,
         'model.upsample': layers.UPSAMPLE,
         'model.downsample': dcgan.DOWNSAMPLE,
+        'model.g_norm': layers.NORMS,
+        'model.d_norm': layers.NORMS,
+        'model.output_activation': layers.OUTPUT_ACTIVATIONS,
         'data.name': data.DATASETS,
         'loss.name': losses.LOSSES,
         'penalty.name': penalties.PENALTIES,
