@@ -3,8 +3,9 @@
 Run (after preparing cifar10 once, see the README's tensorflow-datasets section):
     ganjax train --config configs/dcgan_cifar10.py --workdir runs/dcgan_cifar10
 
-Expected result: on one GPU, recognisable object-like 32x32 samples after ~20k steps (batch 128);
-the discriminator accuracy in losses.png stays between 0.6 and 0.9. Too slow for a 2-core CPU.
+Expected result (the DCGAN paper's setting; not yet run with ganjax, which needs a GPU and the
+prepared dataset): object-like 32x32 samples after some 20k steps at batch 128. Too slow for a
+2-core CPU.
 """
 
 from configs import default

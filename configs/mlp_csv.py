@@ -8,8 +8,11 @@ The table: one example per row, numeric columns, an optional header, an optional
 Values are used as they are: log-transform and standardize counts beforehand (the generator's
 output is linear, so any range works, but standardized features train far more easily).
 
-Expected result: samples/step_*.png shows generated profiles as a heatmap (one row per sample)
-whose column structure approaches that of the data; `ganjax sample --out x.npy` writes a table.
+Expected result: samples/step_*.png shows generated profiles as a heatmap (one row per sample);
+`ganjax sample --out x.npy` writes a table. Checked here on a synthetic 600 x 12 table of rank-2
+correlated columns plus noise: after 1500 steps (about 15 s on 2 CPU cores) 500 samples matched
+the per-column means and standard deviations within a few percent and the correlation matrix
+within 0.03 on average (the data's mean |correlation| was 0.67).
 """
 
 from configs import default

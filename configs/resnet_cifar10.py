@@ -3,9 +3,9 @@
 Run (after preparing cifar10 once, see the README's tensorflow-datasets section):
     ganjax train --config configs/resnet_cifar10.py --workdir runs/resnet_cifar10
 
-Expected result: on one GPU, the paper reports Inception score ~8.2 after 50k G updates at batch 64
-with these settings (Adam 2e-4, beta1 0, beta2 0.9, linear decay); evaluation arrives with the
-metrics package.
+Expected result (not yet run with ganjax, which needs a GPU and the prepared dataset): the paper
+reports an Inception score of about 8.2 after 50k G updates at batch 64 with these settings (Adam
+2e-4, beta1 0, beta2 0.9, linear decay); evaluation arrives with the metrics issue.
 """
 
 from configs import default
