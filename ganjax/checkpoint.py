@@ -34,10 +34,6 @@ class Checkpointer:
         """Step of the newest complete checkpoint, or None."""
         return self._manager.latest_step()
 
-    def all_steps(self) -> list[int]:
-        """Steps of all complete checkpoints, oldest first."""
-        return sorted(self._manager.all_steps())
-
     def save(self, step: int, state: GANState, data_position: int) -> None:
         """Starts writing a checkpoint; it completes in the background (see `wait`).
 
