@@ -14,6 +14,9 @@ def get_config() -> ml_collections.ConfigDict:
     """Returns the default config; every key that exists is set here."""
     config = ml_collections.ConfigDict()
     config.seed = 0  # initialisation, per-step randomness and data order all derive from it
+    # float32 | bf16: bf16 runs activations, matmuls and convs in bfloat16 while parameters,
+    # optimizer states, BatchNorm statistics, logits and losses stay float32 (no loss scaling).
+    config.precision = 'float32'
 
     config.model = ml_collections.ConfigDict()
     config.model.arch = 'dcgan'  # ganjax.models.ARCHITECTURES: mlp | dcgan | resnet
@@ -28,8 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.g_spectral_norm = False
     config.model.d_spectral_norm = False
     config.model.output_activation = 'tanh'  # tanh | none (G's last layer)
-    config.model.dtype = 'float32'  # computation dtype: float32 | bfloat16
-    config.model.param_dtype = 'float32'
+    config.model.param_dtype = 'float32'  # storage dtype of parameters (see `precision`)
 
     config.data = ml_collections.ConfigDict()
     config.data.name = 'mnist_5k'  # ganjax.data.DATASETS: mnist_5k|tfds|image_folder|csv|ring8|grid25
@@ -42,6 +44,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.split_seed = 0  # seed of that train/eval split
     config.data.batch_size = 64  # global batch size of each D and G update
     config.data.prefetch = 2  # batches prepared ahead on a background thread (0 = none)
+    # Keep the whole training split on every device and send only batch indices each step:
+    # auto (when it fits in data.on_device_max_mb) | always | never (host pipeline + prefetch).
+    config.data.on_device = 'auto'
+    config.data.on_device_max_mb = 1024
 
     config.loss = ml_collections.ConfigDict()
     config.loss.name = 'non_saturating'  # ganjax.losses.LOSSES
@@ -70,6 +76,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.train = ml_collections.ConfigDict()
     config.train.num_steps = 20000  # G updates
     config.train.n_critic = 1  # D updates per G update
+    # Steps per compiled call (a lax.scan over k batches): hides launch overhead for small models.
+    # Logging, sampling and checkpoints happen between calls, so their intervals should be
+    # multiples of k (other steps run one per call).
+    config.train.steps_per_call = 1
     config.train.log_every = 100  # metrics to JSONL and TensorBoard
     config.train.sample_every = 1000  # PNG grid of EMA samples from fixed noise
     config.train.checkpoint_every = 1000
@@ -77,4 +87,19 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.num_samples = 64  # fixed-noise samples in each grid
     config.train.progress = True  # progress bar when stderr is a terminal
     config.train.compilation_cache = True  # persistent XLA cache under ~/.cache/ganjax
+
+    # How the step is spread over devices and hosts (ganjax.parallel).
+    config.parallel = ml_collections.ConfigDict()
+    config.parallel.strategy = 'jit'  # jit (sharded over a device mesh) | pmap (for comparison)
+    config.parallel.num_devices = 0  # devices used (0 = all, over every host)
+    # Size of the mesh's 'fsdp' axis: params, optimizer states and EMA are sharded over it
+    # (ZeRO-3 / FSDP style) and the batch over all devices; 1 = replicated state.
+    config.parallel.fsdp = 1
+    config.parallel.fsdp_min_size = 16384  # leaves with fewer elements stay replicated
+    # Multi-host: jax.distributed.initialize. 'auto' initializes when the coordinator is given
+    # here or by JAX_COORDINATOR_ADDRESS, or a cluster (SLURM, Open MPI, TPU pod) is detected.
+    config.parallel.distributed = 'auto'  # auto | on | off
+    config.parallel.coordinator_address = ''  # host:port of process 0
+    config.parallel.num_processes = 0  # 0 = from the environment
+    config.parallel.process_id = -1  # -1 = from the environment
     return config

@@ -13,9 +13,12 @@ from ganjax.errors import ConfigError, closest_hint
 
 # Choices of the string keys that no module holds a table for.
 _CHOICES = {
-    'model.dtype': ('float32', 'bfloat16'),
+    'precision': ('float32', 'bf16'),
     'model.param_dtype': ('float32', 'bfloat16'),
     'optim.schedule': ('constant', 'linear', 'cosine'),
+    'data.on_device': ('auto', 'always', 'never'),
+    'parallel.strategy': ('jit', 'pmap'),
+    'parallel.distributed': ('auto', 'on', 'off'),
 }
 
 
@@ -231,12 +234,14 @@ def validate(config: ConfigDict) -> None:
     positive = ('model.latent_dim', 'model.g_features', 'model.d_features', 'data.batch_size',
                 'train.num_steps', 'train.n_critic', 'train.log_every', 'train.sample_every',
                 'train.checkpoint_every', 'train.keep_checkpoints', 'train.num_samples',
-                'penalty.interval')
+                'penalty.interval', 'train.steps_per_call', 'parallel.fsdp',
+                'data.on_device_max_mb')
     for key in positive:
         if flat[key] <= 0:
             raise ConfigError(f'{key} must be positive, got {flat[key]}')
     non_negative = ('optim.g_lr', 'optim.d_lr', 'loss.weight_clip', 'penalty.weight',
-                    'optim.grad_clip_norm', 'data.prefetch', 'data.image_size', 'data.channels')
+                    'optim.grad_clip_norm', 'data.prefetch', 'data.image_size', 'data.channels',
+                    'parallel.num_devices', 'parallel.num_processes', 'parallel.fsdp_min_size')
     for key in non_negative:
         if flat[key] < 0:
             raise ConfigError(f'{key} must be >= 0, got {flat[key]}')

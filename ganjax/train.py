@@ -35,6 +35,10 @@ from ganjax.train_step import (build_gan, create_state, make_generate_fn, make_t
 RESUMABLE_CHANGES = frozenset({
     'train.num_steps', 'train.log_every', 'train.sample_every', 'train.checkpoint_every',
     'train.keep_checkpoints', 'train.progress', 'train.compilation_cache', 'data.prefetch',
+    # How the same computation is laid out: a run may resume on another number of devices.
+    'train.steps_per_call', 'data.on_device', 'data.on_device_max_mb', 'parallel.strategy',
+    'parallel.num_devices', 'parallel.fsdp', 'parallel.fsdp_min_size', 'parallel.distributed',
+    'parallel.coordinator_address', 'parallel.num_processes', 'parallel.process_id',
 })
 
 # Folded into the seed for the fixed noise of the sample grids, so they do not share randomness

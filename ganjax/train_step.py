@@ -17,11 +17,17 @@ from jax import lax
 from ml_collections import ConfigDict
 
 from ganjax import losses, models, optim, penalties
-from ganjax.errors import ConfigError
+from ganjax.errors import ConfigError, lookup
+from ganjax.models import layers
 from ganjax.state import GANState
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
+
+#: `config.precision` -> the models' computation dtype. Parameters, optimizer states, BatchNorm
+#: statistics, logits and losses stay float32 whatever the precision: bfloat16 has float32's
+#: exponent range, so no loss scaling is needed (unlike float16).
+PRECISIONS = {'float32': 'float32', 'bf16': 'bfloat16'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +69,9 @@ def build_gan(config: ConfigDict, data_shape: tuple[int, ...]) -> GANDef:
       ConfigError: for an unknown name or a model that cannot produce `data_shape`.
     """
     data_shape = tuple(int(d) for d in data_shape)
-    g, d = models.build_models(config.model, data_shape)
+    model_cfg = config.model.to_dict()
+    model_cfg['dtype'] = lookup(PRECISIONS, config.precision, 'precision')
+    g, d = models.build_models(model_cfg, data_shape)
     g_tx, d_tx = optim.make_optimizers(config)
     return GANDef(generator=g, discriminator=d, g_tx=g_tx, d_tx=d_tx,
                   loss_fn=losses.get_loss(config.loss.name),
@@ -157,23 +165,34 @@ def _global_norm(tree) -> jax.Array:
     return optax.tree.norm(jax.tree.map(lambda g: g.astype(jnp.float32), tree))
 
 
-def make_train_step(config: ConfigDict,
-                    gan: GANDef) -> Callable[[GANState, Batch], tuple[GANState, Metrics]]:
+def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = None,
+                    constrain: Callable[[jax.Array], jax.Array] | None = None
+                    ) -> Callable[[GANState, Batch], tuple[GANState, Metrics]]:
     """Builds the pure adversarial update step.
 
     One call makes `train.n_critic` discriminator updates (a `lax.scan`, each on its own real
     batch), then one generator update, then the EMA update of G's parameters: one XLA program.
 
+    The same function serves every parallel path (see `ganjax.parallel`). Under `jax.jit` with a
+    sharded batch it is used as is: the batch means of the losses and of BatchNorm are global and
+    XLA inserts the collectives. Under `pmap`, pass `axis_name`: each device then holds a slice of
+    the batch, and the step makes the result equal to the one-device step by drawing the global
+    latent batch and keeping its slice, gathering the logits before the loss, averaging BatchNorm
+    statistics and gradients over the axis.
+
     Args:
       config: the full run config.
       gan: from `build_gan`.
+      axis_name: the pmap axis the batch is split over, or None.
+      constrain: applied to every batch-major array the step creates itself (the latent codes),
+        e.g. a sharding constraint that splits it like the data; None = identity.
 
     Returns:
       `step(state, batch) -> (state, metrics)`. `batch['x']` has shape
-      [n_critic, B, *data_shape] (uint8 images or float data). `metrics` are float32 scalars:
-      d_loss, d_real, d_fake (the loss terms), penalty, d_grad_norm, d_acc_real, d_acc_fake
-      (averaged over the n_critic D updates), g_loss, g_grad_norm (and g_real, g_fake for the
-      relativistic losses).
+      [n_critic, B, *data_shape] (uint8 images or float data; B is the per-device batch under
+      pmap). `metrics` are float32 scalars: d_loss, d_real, d_fake (the loss terms), penalty,
+      d_grad_norm, d_acc_real, d_acc_fake (averaged over the n_critic D updates), g_loss,
+      g_grad_norm (and g_real, g_fake for the relativistic losses).
     """
     n_critic = int(config.train.n_critic)
     if n_critic < 1:
@@ -186,6 +205,27 @@ def make_train_step(config: ConfigDict,
     ema_decay = float(config.ema.decay)
     ema_warmup = bool(config.ema.warmup)
     G, D = gan.generator, gan.discriminator
+    constrain = constrain or (lambda v: v)
+
+    if axis_name is None:
+        gather = mean = lambda v: v
+        local_slice = lambda v: v
+        global_batch = lambda b: b
+    else:
+        # Under pmap the tiled all_gather transposes to a reduce-scatter and the pmean of the
+        # gradients then divides the device count back out: the gradients equal the one-device
+        # gradients of the global-batch loss (tests/test_parallel.py checks this).
+        gather = lambda v: lax.all_gather(v, axis_name, tiled=True)
+        mean = lambda v: lax.pmean(v, axis_name)
+        global_batch = lambda b: b * lax.axis_size(axis_name)
+
+        def local_slice(v):
+            b = v.shape[0] // lax.axis_size(axis_name)
+            return lax.dynamic_slice_in_dim(v, lax.axis_index(axis_name) * b, b, axis=0)
+
+    def latent(rng, b):
+        # The global batch of codes, then this device's slice: the same codes as on one device.
+        return constrain(local_slice(sample_latent(rng, global_batch(b), gan.latent_dim)))
 
     def step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
         x_all = normalize(batch['x'])
@@ -204,25 +244,29 @@ def make_train_step(config: ConfigDict,
             x_real, i = inputs
             k_z, k_pen = jax.random.split(jax.random.fold_in(k_d, i))
             # G runs in training mode as in the G update, but its statistics are only kept there.
-            fake, _ = apply_module(G, state.g_params, state.g_state,
-                                   sample_latent(k_z, b, gan.latent_dim), train=True)
+            fake, _ = apply_module(G, state.g_params, state.g_state, latent(k_z, b), train=True)
             fake = lax.stop_gradient(fake)
 
             def d_loss_fn(params):
                 real_logits, cols = apply_module(D, params, d_state, x_real, train=True)
                 fake_logits, cols = apply_module(D, params, cols, fake, train=True)
+                real_logits, fake_logits = gather(real_logits), gather(fake_logits)
                 d_loss, _, aux = gan.loss_fn(real_logits, fake_logits)
                 d_fn = lambda v: apply_module(D, params, cols, v, train=True)[0]
+                # Under pmap the penalty is this device's mean; the gradient mean completes it.
+                # Its random interpolation (WGAN-GP, DRAGAN) is drawn per device, so those two
+                # match the one-device step in distribution, not bit for bit.
                 pen = penalties.penalty_term(
                     gan.penalty_fn, pen_weight, pen_interval, state.step * n_critic + i,
                     d_fn, x_real, fake, k_pen)
                 out = {'d_loss': d_loss, 'd_real': aux['d_real'], 'd_fake': aux['d_fake'],
-                       'penalty': pen,
+                       'penalty': mean(pen),
                        'd_acc_real': jnp.mean((real_logits > 0).astype(jnp.float32)),
                        'd_acc_fake': jnp.mean((fake_logits < 0).astype(jnp.float32))}
                 return d_loss + pen, (cols, out)
 
             (_, (d_state, metrics)), grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_params)
+            grads = mean(grads)
             updates, d_opt_state = gan.d_tx.update(grads, d_opt_state, d_params)
             d_params = optax.apply_updates(d_params, updates)
             if clip > 0:
@@ -235,7 +279,7 @@ def make_train_step(config: ConfigDict,
             (x_all, jnp.arange(n_critic, dtype=jnp.int32)))
         metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), d_metrics)
 
-        z = sample_latent(k_g, b, gan.latent_dim)
+        z = latent(k_g, b)
         x_real = x_all[-1]
 
         def g_loss_fn(params):
@@ -245,12 +289,13 @@ def make_train_step(config: ConfigDict,
             # Only the relativistic losses read real logits in G's loss; for the others XLA
             # removes this forward pass as dead code.
             real_logits, _ = apply_module(D, d_params, d_state, x_real, train=True)
-            _, g_loss, aux = gan.loss_fn(real_logits, fake_logits)
+            _, g_loss, aux = gan.loss_fn(gather(real_logits), gather(fake_logits))
             extra = {k: v for k, v in aux.items() if k.startswith('g_')}
             return g_loss, (g_cols, extra)
 
         (g_loss, (g_state, g_extra)), g_grads = jax.value_and_grad(
             g_loss_fn, has_aux=True)(state.g_params)
+        g_grads = mean(g_grads)
         g_updates, g_opt_state = gan.g_tx.update(g_grads, state.g_opt_state, state.g_params)
         g_params = optax.apply_updates(state.g_params, g_updates)
 
@@ -272,7 +317,33 @@ def make_train_step(config: ConfigDict,
             ema_params=ema_params)
         return new_state, metrics
 
-    return step
+    if axis_name is None:
+        return step
+
+    def pmap_step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
+        # Traced inside this block, every BatchNorm averages its statistics over the axis.
+        with layers.batch_stats_axis(axis_name):
+            return step(state, batch)
+
+    return pmap_step
+
+
+def make_multi_step(step: Callable[[GANState, Batch], tuple[GANState, Metrics]]
+                    ) -> Callable[[GANState, Batch], tuple[GANState, Metrics]]:
+    """Turns a step into k steps per call: a `lax.scan` over batches stacked on a leading axis.
+
+    Args:
+      step: from `make_train_step`.
+
+    Returns:
+      `multi(state, batches) -> (state, metrics)`, where every leaf of `batches` has a leading
+      axis of size k and every metric comes back with shape [k].
+    """
+
+    def multi(state: GANState, batches: Batch) -> tuple[GANState, Metrics]:
+        return lax.scan(step, state, batches)
+
+    return multi
 
 
 def make_generate_fn(gan: GANDef) -> Callable[[Any, dict, jax.Array], jax.Array]:

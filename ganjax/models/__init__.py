@@ -48,7 +48,8 @@ def _options(config: Any, data_shape: Any) -> tuple[dict[str, Any], tuple[int, .
     layers.check_choice(o['d_norm'], layers.NORMS, 'model.d_norm')
     layers.check_choice(o['output_activation'], layers.OUTPUT_ACTIVATIONS,
                         'model.output_activation')
-    o['dtype'] = layers.resolve_dtype(o['dtype'], 'model.dtype')
+    # The computation dtype comes from the run's `precision` (see ganjax.train_step.build_gan).
+    o['dtype'] = layers.resolve_dtype(get('dtype', 'float32'), 'model.dtype')
     o['param_dtype'] = layers.resolve_dtype(o['param_dtype'], 'model.param_dtype')
     try:
         shape = tuple(int(s) for s in data_shape)

@@ -7,8 +7,10 @@ a caller only ever needs ``mutable=['batch_stats']`` in train mode.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -192,6 +194,31 @@ def spectral(layer: nn.Module, x: Array, *, spectral_norm: bool, train: bool,
                            name=f'{layer.name}_sn')(x, update_stats=train)
 
 
+# The named mapped axis (pmap) over which BatchNorm averages its batch statistics, or None. Set by
+# `batch_stats_axis` while a step is traced inside pmap, so that the models need no field for it
+# and compute the same statistics, over the global batch, on every parallel path.
+_BATCH_AXIS: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(
+    'ganjax_batch_axis', default=None)
+
+
+@contextlib.contextmanager
+def batch_stats_axis(axis_name: Optional[str]) -> Iterator[None]:
+    """Makes every BatchNorm built inside the block average its statistics over ``axis_name``.
+
+    Under ``jax.jit`` with a sharded batch, the mean over the batch axis is already global (XLA
+    inserts the all-reduce); under ``pmap`` each device sees only its slice, and this context makes
+    the statistics global there too.
+
+    Args:
+      axis_name: the pmap axis name, or None for per-call (single program) statistics.
+    """
+    token = _BATCH_AXIS.set(axis_name)
+    try:
+        yield
+    finally:
+        _BATCH_AXIS.reset(token)
+
+
 def normalize(kind: str, x: Array, *, train: bool, name: str, dtype: Dtype = None,
               param_dtype: Dtype = jnp.float32) -> Array:
     """Applies the normalization ``kind`` to ``x`` (inside a compact method).
@@ -214,7 +241,7 @@ def normalize(kind: str, x: Array, *, train: bool, name: str, dtype: Dtype = Non
     if kind == 'batch':
         return nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM,
                             epsilon=BATCH_NORM_EPSILON, dtype=dtype, param_dtype=param_dtype,
-                            name=name)(x)
+                            axis_name=_BATCH_AXIS.get() if train else None, name=name)(x)
     if kind == 'layer':
         return nn.LayerNorm(reduction_axes=tuple(range(1, x.ndim)), feature_axes=-1,
                             dtype=dtype, param_dtype=param_dtype, name=name)(x)

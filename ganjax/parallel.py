@@ -1,0 +1,369 @@
+"""Spreading the training step over devices and hosts.
+
+`Parallel(config, gan)` owns everything device-specific, so that the step (`ganjax.train_step`)
+holds none of it:
+
+* **jit** (default): one program compiled with `jax.jit` over a device mesh of axes
+  ``('data', 'fsdp')``. The global batch is split over all devices; the state is replicated, or,
+  with ``parallel.fsdp > 1``, every large leaf of the parameters, optimizer states and EMA is split
+  over the 'fsdp' axis (ZeRO-3 / FSDP style: XLA gathers a layer's weights where it needs them and
+  reduce-scatters its gradients). BatchNorm statistics and the losses' batch means are means over
+  the global batch, whatever the number of devices, because the program computes exactly what the
+  one-device program does.
+* **pmap**: the same step under `jax.pmap`, kept for comparison (pmap is in maintenance mode since
+  JAX 0.8). The step then gathers logits, averages gradients and BatchNorm statistics over the
+  device axis itself, and gives the same results.
+
+Multi-host runs go through JAX's own runtime (`initialize_distributed`): every process runs the
+same program, loads its own slice of each global batch, and orbax writes checkpoints once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+from ml_collections import ConfigDict
+
+from ganjax.errors import ConfigError, lookup
+from ganjax.state import GANState
+from ganjax.train_step import GANDef, create_state, make_multi_step, make_train_step
+
+DATA_AXIS = 'data'
+FSDP_AXIS = 'fsdp'
+#: The mesh axes the batch is split over (all of them: FSDP is data parallelism too).
+BATCH_AXES = (DATA_AXIS, FSDP_AXIS)
+STRATEGIES = ('jit', 'pmap')
+
+# Environment variables by which a launcher names the coordinator (JAX's own, read by
+# jax.distributed.initialize) and the cluster kinds JAX detects by itself.
+_DISTRIBUTED_ENV = ('JAX_COORDINATOR_ADDRESS',)
+_CLUSTER_ENV = ('SLURM_JOB_ID', 'OMPI_COMM_WORLD_SIZE', 'TPU_WORKER_HOSTNAMES',
+                'MEGASCALE_COORDINATOR_ADDRESS')
+
+
+def initialize_distributed(config: ConfigDict) -> bool:
+    """Starts JAX's multi-host runtime when the config or the environment asks for it.
+
+    Must run before anything touches a device. With ``parallel.distributed='auto'`` it initializes
+    when ``parallel.coordinator_address`` is set, when ``JAX_COORDINATOR_ADDRESS`` is in the
+    environment, or when JAX can detect the cluster (SLURM, Open MPI, a TPU pod slice); 'on'
+    always initializes (the environment must then describe the cluster); 'off' never does.
+
+    Args:
+      config: the run config (its ``parallel`` section).
+
+    Returns:
+      True if this call initialized the runtime.
+
+    Raises:
+      ConfigError: for an inconsistent process count or id.
+    """
+    p = config.parallel
+    mode = p.distributed
+    if mode == 'off' or _distributed_is_initialized():
+        return False
+    given = bool(p.coordinator_address)
+    from_env = any(os.environ.get(k) for k in _DISTRIBUTED_ENV + _CLUSTER_ENV)
+    if mode == 'auto' and not (given or from_env):
+        return False
+    kwargs: dict[str, Any] = {}
+    if given:
+        if p.num_processes < 1 or not 0 <= p.process_id < p.num_processes:
+            raise ConfigError(
+                f'parallel.coordinator_address={p.coordinator_address!r} needs '
+                f'parallel.num_processes >= 1 and 0 <= parallel.process_id < num_processes; got '
+                f'{p.num_processes} and {p.process_id}')
+        kwargs = dict(coordinator_address=p.coordinator_address, num_processes=p.num_processes,
+                      process_id=p.process_id)
+    jax.distributed.initialize(**kwargs)
+    return True
+
+
+def _distributed_is_initialized() -> bool:
+    try:
+        from jax._src import distributed  # noqa: PLC0415 (no public query exists)
+        return distributed.global_state.client is not None
+    except (ImportError, AttributeError):
+        return False
+
+
+def fsdp_spec(shape: tuple[int, ...], fsdp: int, min_size: int) -> P:
+    """How one state leaf is split over the 'fsdp' axis: its largest axis divisible by `fsdp`.
+
+    Args:
+      shape: the leaf's shape.
+      fsdp: size of the 'fsdp' mesh axis.
+      min_size: leaves with fewer elements stay replicated (their gathers would cost more than
+        the memory saved).
+
+    Returns:
+      A PartitionSpec (empty = replicated).
+    """
+    if fsdp <= 1 or int(np.prod(shape, dtype=np.int64)) < min_size:
+        return P()
+    candidates = [i for i, s in enumerate(shape) if s % fsdp == 0]
+    if not candidates:
+        return P()
+    axis = max(candidates, key=lambda i: shape[i])
+    spec = [None] * len(shape)
+    spec[axis] = FSDP_AXIS
+    return P(*spec)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceData:
+    """A training split held on the devices; each step receives only the batch's indices.
+
+    Attributes:
+      x: the examples [N, *data_shape], replicated on every device of the mesh (stacked once per
+        device under pmap).
+      num_examples: N.
+    """
+
+    x: jax.Array
+    num_examples: int
+
+
+class Parallel:
+    """The device layout of a run: mesh, shardings, placement and the compiled step.
+
+    Attributes:
+      strategy: 'jit' or 'pmap'.
+      mesh: the device mesh (axes 'data', 'fsdp'; 'fsdp' has size 1 under pmap).
+      num_devices: devices in the mesh (over all processes).
+      process_index, process_count: this process and how many take part.
+      global_batch: `data.batch_size`, the batch of each D and G update summed over devices.
+      local_batch: this process's rows of it.
+    """
+
+    def __init__(self, config: ConfigDict, gan: GANDef):
+        """Checks the layout against the devices present and builds the mesh.
+
+        Nothing is compiled here: a layout that cannot work fails before any compilation.
+
+        Args:
+          config: the run config.
+          gan: from `ganjax.train_step.build_gan`.
+
+        Raises:
+          ConfigError: for an unknown strategy, a mesh larger than the devices present, a batch
+            that does not divide over the devices, or an FSDP size that does not divide them.
+        """
+        self.config = config
+        self.gan = gan
+        p = config.parallel
+        self.strategy = lookup({s: s for s in STRATEGIES}, p.strategy, 'parallel.strategy')
+        self.process_index = jax.process_index()
+        self.process_count = jax.process_count()
+        present = jax.device_count()
+        n = present if p.num_devices == 0 else int(p.num_devices)
+        if n > present:
+            raise ConfigError(
+                f'parallel.num_devices={n} but only {present} {jax.devices()[0].platform} '
+                f'device(s) are present' + (f' over {self.process_count} processes'
+                                            if self.process_count > 1 else ''))
+        if self.process_count > 1 and n != present:
+            raise ConfigError(f'parallel.num_devices={n}: a multi-host run uses every device '
+                              f'({present}); set parallel.num_devices=0')
+        fsdp = int(p.fsdp)
+        if self.strategy == 'pmap':
+            if fsdp != 1:
+                raise ConfigError(f'parallel.fsdp={fsdp} needs parallel.strategy="jit"; the pmap '
+                                  'path keeps a full copy of the state on every device')
+            if self.process_count > 1:
+                raise ConfigError('parallel.strategy="pmap" is single-host here; multi-host runs '
+                                  'use the default "jit"')
+        if n % fsdp:
+            raise ConfigError(f'parallel.fsdp={fsdp} does not divide the {n} devices')
+        batch = int(config.data.batch_size)
+        if batch % n:
+            raise ConfigError(
+                f'data.batch_size={batch} does not divide over the {n} devices of the mesh '
+                f'(data={n // fsdp} x fsdp={fsdp}); use a multiple of {n}, e.g. '
+                f'{max(n, batch // n * n)} or {(batch // n + 1) * n}')
+        self.num_devices = n
+        self.fsdp = fsdp
+        self.fsdp_min_size = int(p.fsdp_min_size)
+        self.global_batch = batch
+        self.local_batch = batch // self.process_count
+        devices = jax.devices()[:n]
+        # Auto axes: XLA propagates the shardings of the inputs through the step.
+        self.mesh = jax.make_mesh((n // fsdp, fsdp), BATCH_AXES, devices=devices,
+                                  axis_types=(jax.sharding.AxisType.Auto,) * 2)
+        self.devices = list(self.mesh.devices.flat)
+        self.local_devices = [d for d in self.devices if d.process_index == self.process_index]
+        self._replicated = NamedSharding(self.mesh, P())
+        self._compiled: dict[tuple[int, bool], Callable] = {}
+
+    # --- state ---------------------------------------------------------------------------
+
+    def state_shardings(self, state: Any) -> Any:
+        """The NamedSharding of every leaf of a GANState (concrete or abstract) under 'jit'."""
+        return jax.tree.map(
+            lambda x: NamedSharding(self.mesh, fsdp_spec(tuple(x.shape), self.fsdp,
+                                                         self.fsdp_min_size)), state)
+
+    def init_state(self, rng: jax.Array | None = None) -> GANState:
+        """Initialises the GANState directly in this layout (each shard made where it lives).
+
+        Args:
+          rng: optional PRNG key; `config.seed` when None.
+
+        Returns:
+          The state, laid out for `step`.
+        """
+        make = lambda: create_state(self.config, self.gan, rng)
+        if self.strategy == 'pmap':
+            return self.place_state(jax.jit(make)())
+        shardings = self.state_shardings(jax.eval_shape(make))
+        return jax.jit(make, out_shardings=shardings)()
+
+    def abstract_state(self) -> GANState:
+        """Shapes, dtypes and target shardings of the canonical state, for checkpoint restore."""
+        shapes = jax.eval_shape(lambda: create_state(self.config, self.gan))
+        if self.strategy == 'pmap':
+            one = jax.sharding.SingleDeviceSharding(self.devices[0])
+            shardings = jax.tree.map(lambda _: one, shapes)
+        else:
+            shardings = self.state_shardings(shapes)
+        return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                            shapes, shardings)
+
+    def place_state(self, state: GANState) -> GANState:
+        """Lays a canonical state (one logical copy, e.g. restored) out for `step`."""
+        if self.strategy == 'pmap':
+            n = len(self.devices)
+            return jax.tree.map(
+                lambda x: jax.device_put(np.broadcast_to(np.asarray(x), (n,) + x.shape),
+                                         self._pmap_sharding(x.ndim + 1)), state)
+        return jax.device_put(state, self.state_shardings(state))
+
+    def canonical_state(self, state: GANState) -> GANState:
+        """One logical copy of the state, for checkpoints, sampling and evaluation."""
+        if self.strategy == 'pmap':
+            return jax.tree.map(lambda x: x[0], state)
+        return state
+
+    # --- data ----------------------------------------------------------------------------
+
+    def _pmap_sharding(self, ndim: int) -> NamedSharding:
+        mesh = jax.sharding.Mesh(np.array(self.devices), (DATA_AXIS,))
+        return NamedSharding(mesh, P(DATA_AXIS, *([None] * (ndim - 1))))
+
+    def batch_sharding(self, ndim: int, batch_axis: int) -> NamedSharding:
+        """Sharding of an array whose axis `batch_axis` is the global batch (jit path)."""
+        spec = [None] * ndim
+        spec[batch_axis] = BATCH_AXES
+        return NamedSharding(self.mesh, P(*spec))
+
+    def put_batch(self, local: np.ndarray, batch_axis: int) -> jax.Array:
+        """Sends this process's rows of a global batch to the devices.
+
+        Args:
+          local: host array whose axis `batch_axis` holds this process's `local_batch` rows.
+          batch_axis: which axis is the batch.
+
+        Returns:
+          The global array (jit) or the per-device stack [devices, ..., batch / devices, ...]
+          (pmap).
+        """
+        if self.strategy == 'pmap':
+            n = len(self.devices)
+            shape = local.shape
+            split = local.reshape(shape[:batch_axis] + (n, shape[batch_axis] // n) +
+                                  shape[batch_axis + 1:])
+            split = np.moveaxis(split, batch_axis, 0)
+            return jax.device_put(split, self._pmap_sharding(split.ndim))
+        sharding = self.batch_sharding(local.ndim, batch_axis)
+        global_shape = list(local.shape)
+        global_shape[batch_axis] = self.global_batch
+        return jax.make_array_from_process_local_data(sharding, local, tuple(global_shape))
+
+    def put_indices(self, global_indices: np.ndarray) -> jax.Array:
+        """Sends the global batch indices [..., batch] (known to every process) to the devices."""
+        if self.strategy == 'pmap':
+            n = len(self.devices)
+            split = global_indices.reshape(global_indices.shape[:-1] + (n, -1))
+            split = np.moveaxis(split, -2, 0)
+            return jax.device_put(split, self._pmap_sharding(split.ndim))
+        sharding = self.batch_sharding(global_indices.ndim, global_indices.ndim - 1)
+        return jax.make_array_from_callback(global_indices.shape, sharding,
+                                            lambda idx: global_indices[idx])
+
+    def put_dataset(self, x: np.ndarray) -> DeviceData:
+        """Places a whole training split on every device of the mesh (every process passes it)."""
+        if self.strategy == 'pmap':
+            n = len(self.devices)
+            arr = jax.device_put(np.broadcast_to(x, (n,) + x.shape),
+                                 self._pmap_sharding(x.ndim + 1))
+        else:
+            arr = jax.make_array_from_callback(x.shape, self._replicated, lambda idx: x[idx])
+        return DeviceData(arr, int(x.shape[0]))
+
+    # --- the step ------------------------------------------------------------------------
+
+    def _constrain(self, v: jax.Array) -> jax.Array:
+        return jax.lax.with_sharding_constraint(v, self.batch_sharding(v.ndim, 0))
+
+    def step_fn(self, steps_per_call: int = 1, on_device: bool = False) -> Callable:
+        """The compiled step in this layout (built once per (steps_per_call, on_device)).
+
+        Args:
+          steps_per_call: k > 1 runs k steps per call in a `lax.scan`.
+          on_device: the step takes (state, DeviceData.x, indices) instead of (state, batch).
+
+        Returns:
+          `f(state, batch_x) -> (state, metrics)` or `f(state, data_x, indices) -> ...`, where
+          batch_x is `put_batch` of [(k,) n_critic, local batch, *data_shape] and indices is
+          `put_indices` of [(k,) n_critic, global batch]; the state argument is donated.
+          Metrics are device arrays; read them with `host_metrics`.
+        """
+        key = (int(steps_per_call), bool(on_device))
+        if key in self._compiled:
+            return self._compiled[key]
+        pmap = self.strategy == 'pmap'
+        step = make_train_step(self.config, self.gan, axis_name=DATA_AXIS if pmap else None,
+                               constrain=None if pmap else self._constrain)
+        if steps_per_call > 1:
+            step = make_multi_step(step)
+
+        if on_device:
+            def body(state, data_x, indices):
+                return step(state, {'x': jnp.take(data_x, indices, axis=0)})
+        else:
+            def body(state, batch_x):
+                return step(state, {'x': batch_x})
+
+        if pmap:
+            fn = jax.pmap(body, axis_name=DATA_AXIS, devices=self.devices, donate_argnums=0)
+        else:
+            state_sh = self.state_shardings(jax.eval_shape(
+                lambda: create_state(self.config, self.gan)))
+            fn = jax.jit(body, out_shardings=(state_sh, self._replicated), donate_argnums=0)
+        self._compiled[key] = fn
+        return fn
+
+    def host_metrics(self, metrics: dict[str, jax.Array]) -> dict[str, np.ndarray]:
+        """Fetches a step's metrics to the host (one value per step, float64)."""
+        host = jax.device_get(metrics)
+        if self.strategy == 'pmap':
+            host = {k: v[0] for k, v in host.items()}
+        return {k: np.asarray(v, np.float64) for k, v in host.items()}
+
+    def describe(self) -> str:
+        """One line naming the layout, for the run log."""
+        kind = self.devices[0].device_kind
+        what = f'{self.num_devices} x {kind}'
+        if self.process_count > 1:
+            what += f' over {self.process_count} processes'
+        if self.strategy == 'pmap':
+            return f'pmap over {what}'
+        layout = 'state sharded over fsdp=%d' % self.fsdp if self.fsdp > 1 else 'state replicated'
+        return f'jit over {what} (mesh data={self.num_devices // self.fsdp} x fsdp={self.fsdp}, ' \
+               f'{layout})'
