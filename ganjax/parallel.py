@@ -183,10 +183,11 @@ class Parallel:
             raise ConfigError(f'parallel.fsdp={fsdp} does not divide the {n} devices')
         batch = int(config.data.batch_size)
         if batch % n:
+            near = sorted({m for m in (batch // n * n, (batch // n + 1) * n) if m > 0})
             raise ConfigError(
                 f'data.batch_size={batch} does not divide over the {n} devices of the mesh '
-                f'(data={n // fsdp} x fsdp={fsdp}); use a multiple of {n}, e.g. '
-                f'{max(n, batch // n * n)} or {(batch // n + 1) * n}')
+                f'(data={n // fsdp} x fsdp={fsdp}); use a multiple of {n} such as '
+                f'{" or ".join(map(str, near))}, or fewer devices (parallel.num_devices)')
         self.num_devices = n
         self.fsdp = fsdp
         self.fsdp_min_size = int(p.fsdp_min_size)

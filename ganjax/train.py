@@ -24,11 +24,10 @@ import jax
 import numpy as np
 from ml_collections import ConfigDict
 
-from ganjax import checkpoint, config as config_lib, data, images, summaries
+from ganjax import checkpoint, config as config_lib, data, images, parallel, summaries
 from ganjax.errors import ConfigError, NonFiniteError
 from ganjax.state import GANState
-from ganjax.train_step import (build_gan, create_state, make_generate_fn, make_train_step,
-                               sample_latent)
+from ganjax.train_step import build_gan, create_state, make_generate_fn, sample_latent
 
 # Keys that may change when a run is resumed: how long it runs and how it reports, not what it
 # trains.
@@ -173,92 +172,130 @@ class _Trainer:
         self.source = data.build_source(config.data, 'train')
         self.data_shape = tuple(int(d) for d in self.source.data_shape)
         self.gan = build_gan(config, self.data_shape)
-        self.step_fn = jax.jit(make_train_step(config, self.gan), donate_argnums=0)
+        # The device layout: a bad mesh or a batch that does not divide fails here, before any
+        # compilation and before the workdir is touched.
+        self.par = parallel.Parallel(config, self.gan)
+        self.is_chief = jax.process_index() == 0
+        self.on_device = _data_on_device(config, self.source)
         self.generate = jax.jit(make_generate_fn(self.gan))
         self.fixed_z = sample_latent(
             jax.random.fold_in(jax.random.PRNGKey(config.seed), _SAMPLE_NOISE_SALT),
             config.train.num_samples, self.gan.latent_dim)
         self.ckpt = None
-        self.pending = None  # (step, device metrics) not yet checked
+        self.pending = None  # (first step, device metrics) not yet checked
         self.window: list[dict[str, float]] = []
 
     def open_workdir(self) -> None:
         """Creates or checks the workdir, records config and run info, opens checkpoints."""
         os.makedirs(self.workdir, exist_ok=True)
-        reconcile_config(self.config, self.workdir)
-        _write_json_atomic(os.path.join(self.workdir, 'run_info.json'), {
-            'data_shape': list(self.data_shape), 'dataset': self.source.description,
-            'num_train_examples': len(self.source), 'jax_version': jax.__version__,
-            'devices': [str(d) for d in jax.devices()]})
+        # Every process checks the config; one writes the run's files.
+        reconcile_config(self.config, self.workdir, write=self.is_chief)
+        if self.is_chief:
+            _write_json_atomic(os.path.join(self.workdir, 'run_info.json'), {
+                'data_shape': list(self.data_shape), 'dataset': self.source.description,
+                'num_train_examples': len(self.source), 'jax_version': jax.__version__,
+                'layout': self.par.describe(), 'process_count': jax.process_count(),
+                'devices': [str(d) for d in self.par.devices]})
         self.ckpt = checkpoint.Checkpointer(os.path.join(self.workdir, 'checkpoints'),
                                             self.config.train.keep_checkpoints)
 
     def _check_pending(self) -> None:
         if self.pending is None:
             return
-        step, metrics = self.pending
+        first, metrics = self.pending
         self.pending = None
-        host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        check_finite(step, host)
-        self.window.append(host)
+        host = self.par.host_metrics(metrics)
+        # One value per metric and step; a call of k steps gives arrays of k values.
+        for i in range(np.size(next(iter(host.values())))):
+            values = {k: float(np.reshape(v, -1)[i]) for k, v in host.items()}
+            check_finite(first + i, values)
+            self.window.append(values)
 
     def save_samples(self, state: GANState, writer: summaries.MetricsWriter) -> str:
-        x = np.asarray(self.generate(state.ema_params, state.g_state, self.fixed_z))
-        picture = images.samples_figure(x)
+        """Writes the fixed-noise sample grid of the canonical `state` (the chief writes)."""
+        x = np.asarray(jax.device_get(self.generate(state.ema_params, state.g_state,
+                                                    self.fixed_z)))
         step = int(state.step)
         path = os.path.join(self.workdir, 'samples', f'step_{step:07d}.png')
-        images.save_png(picture, path)
-        writer.write_image(step, 'samples/ema', picture)
+        if self.is_chief:
+            picture = images.samples_figure(x)
+            images.save_png(picture, path)
+            writer.write_image(step, 'samples/ema', picture)
         return path
+
+    def _batches(self, iterator, count: int, data_x):
+        """The arguments after the state for `count` steps (one call)."""
+        n_critic, b = self.config.train.n_critic, self.config.data.batch_size
+        if data_x is not None:
+            idx = np.stack([iterator.next_global_indices().reshape(n_critic, b).astype(np.int32)
+                            for _ in range(count)])
+            return data_x, self.par.put_indices(idx[0] if count == 1 else idx)
+        local = [next(iterator)['x'] for _ in range(count)]
+        local = np.stack([x.reshape((n_critic, -1) + x.shape[1:]) for x in local])
+        if count == 1:
+            return (self.par.put_batch(local[0], batch_axis=1),)
+        return (self.par.put_batch(local, batch_axis=2),)
 
     def run(self) -> GANState:
         cfg = self.config
-        state = create_state(cfg, self.gan)
-        position = 0
         start = self.ckpt.latest_step()
         if start is not None:
-            state, position = self.ckpt.restore(state)
+            state, position = self.ckpt.restore(self.par.abstract_state())
             log(f'resuming {self.workdir} from step {start} (checkpoint restored)')
         else:
+            state, position = self.par.canonical_state(self.par.init_state()), 0
             log(f'new run in {self.workdir}: {self.source.description}, data shape '
                 f'{self.data_shape}, {_count(state.g_params):,} G and {_count(state.d_params):,} '
                 'D parameters')
         step = int(state.step)
         num_steps = cfg.train.num_steps
-        writer = summaries.MetricsWriter(self.workdir, resume_step=start)
+        writer = summaries.MetricsWriter(self.workdir, resume_step=start) if self.is_chief \
+            else _NullWriter()
         if step >= num_steps:
             log(f'run already complete at step {step} (train.num_steps={num_steps})')
             self._finish(state, writer, samples=False)
             return state
+        log(f'layout: {self.par.describe()}; data '
+            + ('on the devices' if self.on_device else 'from the host, prefetched'))
 
         n_critic, batch_size = cfg.train.n_critic, cfg.data.batch_size
-        iterator = data.BatchIterator(self.source, batch_size * n_critic, seed=cfg.seed,
-                                      position=position, prefetch=cfg.data.prefetch)
+        iterator = data.BatchIterator(
+            self.source, batch_size * n_critic, seed=cfg.seed, position=position,
+            process_index=jax.process_index(), process_count=jax.process_count(),
+            prefetch=0 if self.on_device else cfg.data.prefetch, groups=n_critic)
+        data_x = None
+        if self.on_device:
+            data_x = self.par.put_dataset(_read_all(self.source)).x
+        state = self.par.place_state(state)
+        k = cfg.train.steps_per_call
+        events = (cfg.train.log_every, cfg.train.sample_every, cfg.train.checkpoint_every)
         progress = _progress_bar(cfg, step, num_steps)
         interrupted, sampled = None, None
         try:
             with _StopRequest() as stop:
-                # Throughput is measured from the end of the first step, which compiles.
+                # Throughput is measured from the end of the first call, which compiles.
                 t_window, steps_window = None, 0
                 while step < num_steps and not stop.requested:
-                    batch = next(iterator)
-                    batch = {k: v.reshape((n_critic, batch_size) + v.shape[1:])
-                             for k, v in batch.items()}
+                    # k steps per call, or single steps up to the next log, sample or checkpoint.
+                    to_event = min([e - step % e for e in events] + [num_steps - step])
+                    count = k if to_event >= k else 1
+                    step_fn = self.par.step_fn(count, on_device=self.on_device)
+                    args = self._batches(iterator, count, data_x)
                     if t_window is None:
                         t0 = time.perf_counter()
-                        state, metrics = self.step_fn(state, batch)
+                        state, metrics = step_fn(state, *args)
                         jax.block_until_ready(state)
-                        log(f'first step (compile and run) took {time.perf_counter() - t0:.1f} s')
+                        log(f'first call (compile and run) took {time.perf_counter() - t0:.1f} s')
                         t_window = time.perf_counter()
                     else:
-                        state, metrics = self.step_fn(state, batch)
-                        steps_window += 1
-                    step += 1
-                    # Checking the previous step's metrics after dispatching this one keeps the
+                        state, metrics = step_fn(state, *args)
+                        steps_window += count
+                    # Checking the previous call's metrics after dispatching this one keeps the
                     # device busy while the host waits for the numbers.
                     self._check_pending()
-                    self.pending = (step, metrics)
-                    progress.update(1)
+                    self.pending = (step + 1, metrics)
+                    step += count
+                    progress.update(count)
                     if step % cfg.train.log_every == 0 or step == num_steps:
                         self._check_pending()
                         elapsed = time.perf_counter() - t_window
@@ -266,13 +303,14 @@ class _Trainer:
                         self._log_window(step, rate, writer, progress)
                         t_window, steps_window = time.perf_counter(), 0
                     if step % cfg.train.sample_every == 0:
-                        self.save_samples(state, writer)
+                        self.save_samples(self.par.canonical_state(state), writer)
                         sampled = step
                     if step % cfg.train.checkpoint_every == 0:
                         self._check_pending()
-                        self.ckpt.save(step, state, iterator.position)
+                        self.ckpt.save(step, self.par.canonical_state(state), iterator.position)
                 self._check_pending()
                 interrupted = stop.signal_name
+            state = self.par.canonical_state(state)
             self.ckpt.save(step, state, iterator.position)
             if interrupted:
                 log(f'{interrupted}: checkpoint of step {step} written; stopping')
@@ -318,10 +356,39 @@ class _Trainer:
         path = self.save_samples(state, writer) if samples else os.path.join(
             self.workdir, 'samples', f'step_{step:07d}.png')
         writer.close()
-        plotted = summaries.plot_losses(os.path.join(self.workdir, 'metrics.jsonl'),
-                                        os.path.join(self.workdir, 'losses.png'))
+        plotted = self.is_chief and summaries.plot_losses(
+            os.path.join(self.workdir, 'metrics.jsonl'), os.path.join(self.workdir, 'losses.png'))
         log(f'done at step {step}: samples {path}' +
             (f', loss curves {os.path.join(self.workdir, "losses.png")}' if plotted else ''))
+
+
+class _NullWriter:
+    """Stands in for the MetricsWriter on processes other than the chief."""
+
+    def write_scalars(self, step, scalars):
+        del step, scalars
+
+    def write_image(self, step, tag, picture):
+        del step, tag, picture
+
+    def close(self):
+        pass
+
+
+def _data_on_device(config: ConfigDict, source) -> bool:
+    """Whether to hold the training split on the devices (`data.on_device`)."""
+    mode = config.data.on_device
+    if mode != 'auto':
+        return mode == 'always'
+    size = len(source) * int(np.prod(source.data_shape)) * np.dtype(source.dtype).itemsize
+    return size <= config.data.on_device_max_mb * 2 ** 20
+
+
+def _read_all(source, chunk: int = 4096) -> np.ndarray:
+    """Every example of a source, in order, as one host array."""
+    parts = [source.get_batch(np.arange(i, min(i + chunk, len(source))))['x']
+             for i in range(0, len(source), chunk)]
+    return np.concatenate(parts)
 
 
 def _count(tree) -> int:
@@ -352,6 +419,8 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> GANState:
         is kept and nothing later is written).
     """
     config_lib.validate(config)
+    # Before anything touches a device: a multi-host run joins its peers here.
+    parallel.initialize_distributed(config)
     enable_compilation_cache(config.train.compilation_cache)
     # Refuse a different config before loading anything.
     reconcile_config(config, workdir, write=False)

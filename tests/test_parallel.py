@@ -16,7 +16,7 @@ import pytest
 from ganjax import parallel
 from ganjax.errors import ConfigError
 from ganjax.train_step import build_gan, create_state, make_train_step
-from tests.util import random_batch, tiny_config
+from util import random_batch, tiny_config
 
 RTOL = 1e-5
 ATOL = 1e-7 * 4

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganjax import summaries
+from ganjax import parallel, summaries
 from ganjax import train as train_lib
 from ganjax.cli import main
 from ganjax.errors import ConfigError, NonFiniteError
@@ -73,6 +73,33 @@ def test_resume_is_bit_exact(tmp_path):
     assert [r['d_loss'] for r in a] == [r['d_loss'] for r in b]
 
 
+def _assert_trees_close(actual, expected, rtol=1e-4):
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
+        a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
+        assert np.linalg.norm(a - e) <= rtol * max(np.linalg.norm(e), 1e-2)
+
+
+def test_a_run_resumes_on_another_device_layout(tmp_path):
+    # One device, host data, one step per call: the reference.
+    straight = train_lib.train_and_evaluate(
+        _mnist_config(data__batch_size=8, data__on_device='never', train__num_steps=4),
+        str(tmp_path / 'a'))
+    # Steps 1-2 sharded over 8 devices with 2 steps per call and the data on the devices...
+    first = _mnist_config(data__batch_size=8, data__on_device='always', train__num_steps=2,
+                          parallel__num_devices=8, train__steps_per_call=2)
+    stopped = str(tmp_path / 'b')
+    train_lib.train_and_evaluate(first, stopped)
+    # ... then steps 3-4 under pmap over 4 devices, host data: the same run.
+    second = _mnist_config(data__batch_size=8, data__on_device='never', train__num_steps=4,
+                           parallel__num_devices=4, parallel__strategy='pmap')
+    resumed = train_lib.train_and_evaluate(second, stopped)
+    assert int(resumed.step) == 4
+    _assert_trees_close(resumed, straight)
+    a = summaries.read_jsonl(str(tmp_path / 'a' / 'metrics.jsonl'))
+    b = summaries.read_jsonl(os.path.join(stopped, 'metrics.jsonl'))
+    np.testing.assert_allclose([r['d_loss'] for r in b], [r['d_loss'] for r in a], rtol=1e-4)
+
+
 def test_a_run_with_another_config_is_refused(tmp_path):
     workdir = str(tmp_path / 'run')
     config = _mnist_config()
@@ -88,10 +115,10 @@ def test_a_run_with_another_config_is_refused(tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    real_make = train_lib.make_train_step
+    real_make = parallel.make_train_step
 
-    def make_poisoned(config, gan):
-        step = real_make(config, gan)
+    def make_poisoned(config, gan, **kwargs):
+        step = real_make(config, gan, **kwargs)
 
         def poisoned(state, batch):
             state, metrics = step(state, batch)
@@ -101,7 +128,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
 
         return poisoned
 
-    monkeypatch.setattr(train_lib, 'make_train_step', make_poisoned)
+    monkeypatch.setattr(parallel, 'make_train_step', make_poisoned)
     workdir = str(tmp_path / 'run')
     config = _mnist_config()
     config.train.num_steps = 8
@@ -158,7 +185,7 @@ def test_sigterm_writes_a_checkpoint_and_exits_cleanly(tmp_path):
     overrides = ['--config.model.g_features=4', '--config.model.d_features=4',
                  '--config.model.latent_dim=8', '--config.data.batch_size=4',
                  '--config.train.num_steps=100000', '--config.train.checkpoint_every=100000',
-                 '--config.train.log_every=1']
+                 '--config.train.log_every=1', '--config.parallel.num_devices=1']
     proc = subprocess.Popen(
         [sys.executable, '-m', 'ganjax', 'train', '--config',
          os.path.join(ROOT, 'configs', 'dcgan_mnist.py'), '--workdir', workdir] + overrides,

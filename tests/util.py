@@ -28,6 +28,9 @@ def tiny_config(arch: str = 'mlp', **overrides):
     config.train.num_steps = 4
     config.train.progress = False
     config.train.compilation_cache = False  # conftest already set the tests' cache
+    # One device unless a test asks for more (tests/test_parallel.py): conftest simulates 8, and
+    # a batch of 4 does not split over them.
+    config.parallel.num_devices = 1
     for key, value in overrides.items():
         section, leaf = key.split('__')
         config[section][leaf] = value

@@ -4,7 +4,9 @@ Batch k is a pure function of (seed, k): epoch e = k // batches_per_epoch reads 
 np.random.default_rng([seed, e]).permutation(len(source)) in consecutive slices of batch_size
 (the remainder of each epoch is dropped). So a run resumed at position k sees exactly the
 batches an uninterrupted run would, and every process computes the same global batch and keeps
-its own contiguous slice of it, with no communication.
+its own contiguous slice of it, with no communication. A global batch may be made of `groups`
+sub-batches (e.g. the n_critic batches of one training step); each process then keeps its slice of
+every sub-batch, so that each sub-batch is split over the processes like the devices split it.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ class _BatchPlan:
     """
 
     def __init__(self, source: Source, batch_size: int, seed: int, process_index: int,
-                 process_count: int):
+                 process_count: int, groups: int = 1):
         self.source = source
+        self.groups = groups
         self.batch_size = batch_size
         self.seed = seed
         self.length = len(source)
         self.batches_per_epoch = self.length // batch_size
-        self.local_size = batch_size // process_count
+        self.local_size = batch_size // groups // process_count
         self.local_start = process_index * self.local_size
         self._perms: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
         self._lock = threading.Lock()
@@ -59,8 +62,9 @@ class _BatchPlan:
         return self.permutation(epoch)[offset:offset + self.batch_size]
 
     def local_indices(self, k: int) -> np.ndarray:
-        """Returns this process's contiguous slice of global batch k."""
-        return self.global_indices(k)[self.local_start:self.local_start + self.local_size]
+        """Returns this process's contiguous slice of each sub-batch of global batch k."""
+        sub = self.global_indices(k).reshape(self.groups, -1)
+        return sub[:, self.local_start:self.local_start + self.local_size].reshape(-1)
 
     def batch(self, k: int) -> dict[str, np.ndarray]:
         """Reads this process's part of batch k from the source."""
@@ -96,12 +100,14 @@ class BatchIterator:
         source: the source read.
         batch_size: the GLOBAL batch size (summed over processes).
         local_batch_size: batch_size // process_count, the rows this process gets.
+        groups: sub-batches per global batch (each split over the processes).
         seed: the shuffling seed.
         batches_per_epoch: len(source) // batch_size (the remainder of each epoch is dropped).
     """
 
     def __init__(self, source: Source, batch_size: int, seed: int, position: int = 0,
-                 process_index: int = 0, process_count: int = 1, prefetch: int = 2):
+                 process_index: int = 0, process_count: int = 1, prefetch: int = 2,
+                 groups: int = 1):
         """Creates the iterator (and its prefetch thread when prefetch > 0).
 
         Args:
@@ -112,6 +118,8 @@ class BatchIterator:
             process_index: index of this process among process_count.
             process_count: number of processes sharing each global batch.
             prefetch: batches prepared ahead in a background thread (0 = read on demand).
+            groups: the global batch is `groups` consecutive sub-batches of batch_size // groups;
+                each process gets its contiguous slice of every one of them.
 
         Raises:
             ConfigError: for a non-positive batch size, one not divisible by process_count, a
@@ -120,7 +128,7 @@ class BatchIterator:
         """
         for name, value in (('batch_size', batch_size), ('seed', seed), ('position', position),
                             ('process_index', process_index), ('process_count', process_count),
-                            ('prefetch', prefetch)):
+                            ('prefetch', prefetch), ('groups', groups)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise ConfigError(f'BatchIterator: {name} must be an integer, got {value!r}')
         if batch_size <= 0:
@@ -128,9 +136,12 @@ class BatchIterator:
         if process_count <= 0 or not 0 <= process_index < process_count:
             raise ConfigError(f'BatchIterator: process_index {process_index} is not in '
                               f'[0, process_count={process_count})')
-        if batch_size % process_count:
-            raise ConfigError(f'BatchIterator: the global batch_size {batch_size} is not '
-                              f'divisible by process_count {process_count}')
+        if groups <= 0 or batch_size % groups:
+            raise ConfigError(f'BatchIterator: groups={groups} does not divide the batch_size '
+                              f'{batch_size}')
+        if (batch_size // groups) % process_count:
+            raise ConfigError(f'BatchIterator: the global batch_size {batch_size // groups} is '
+                              f'not divisible by process_count {process_count}')
         if seed < 0 or position < 0 or prefetch < 0:
             raise ConfigError(f'BatchIterator: seed, position and prefetch must be >= 0, got '
                               f'{seed}, {position}, {prefetch}')
@@ -142,8 +153,9 @@ class BatchIterator:
         self.batch_size = int(batch_size)
         self.local_batch_size = int(batch_size) // int(process_count)
         self.seed = int(seed)
+        self.groups = int(groups)
         self._plan = _BatchPlan(source, self.batch_size, self.seed, int(process_index),
-                                int(process_count))
+                                int(process_count), self.groups)
         self.batches_per_epoch = self._plan.batches_per_epoch
         self._position = int(position)
         self._prefetch = int(prefetch)
@@ -175,6 +187,17 @@ class BatchIterator:
     def indices_at(self, k: int) -> np.ndarray:
         """Returns the source indices of this process's part of batch k (no side effects)."""
         return self._plan.local_indices(k)
+
+    def next_global_indices(self) -> np.ndarray:
+        """Returns the source indices of the whole next global batch and moves past it.
+
+        For data held on the devices, where only indices travel; needs prefetch=0.
+        """
+        if self._queue is not None:
+            raise RuntimeError('next_global_indices needs a BatchIterator with prefetch=0')
+        indices = self._plan.global_indices(self._position)
+        self._position += 1
+        return indices
 
     def batch_at(self, k: int) -> dict[str, np.ndarray]:
         """Reads this process's part of batch k without moving the position."""
