@@ -15,7 +15,8 @@ def tiny_config(arch: str = 'mlp', **overrides):
 
     Args:
       arch: a key of ganjax.models.ARCHITECTURES.
-      **overrides: dotted keys with '__' for '.', e.g. loss__name='hinge'.
+      **overrides: dotted keys with '__' for '.', e.g. loss__name='hinge', or top-level keys
+        (precision='bf16').
 
     Returns:
       A ConfigDict that passes validation.
@@ -32,8 +33,8 @@ def tiny_config(arch: str = 'mlp', **overrides):
     # a batch of 4 does not split over them.
     config.parallel.num_devices = 1
     for key, value in overrides.items():
-        section, leaf = key.split('__')
-        config[section][leaf] = value
+        *section, leaf = key.split('__')
+        (config[section[0]] if section else config)[leaf] = value
     config_lib.validate(config)
     return config
 
