@@ -166,7 +166,8 @@ def _global_norm(tree) -> jax.Array:
 
 
 def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = None,
-                    constrain: Callable[[jax.Array], jax.Array] | None = None
+                    constrain: Callable[[jax.Array], jax.Array] | None = None,
+                    unroll_critic: bool = False
                     ) -> Callable[[GANState, Batch], tuple[GANState, Metrics]]:
     """Builds the pure adversarial update step.
 
@@ -186,6 +187,8 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
       axis_name: the pmap axis the batch is split over, or None.
       constrain: applied to every batch-major array the step creates itself (the latent codes),
         e.g. a sharding constraint that splits it like the data; None = identity.
+      unroll_critic: unroll the scan over the n_critic D updates. Same results; XLA's cost
+        analysis counts a loop body once, so benchmarks count FLOPs on the unrolled program.
 
     Returns:
       `step(state, batch) -> (state, metrics)`. `batch['x']` has shape
@@ -276,7 +279,8 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
 
         (d_params, d_state, d_opt_state), d_metrics = lax.scan(
             d_update, (state.d_params, state.d_state, state.d_opt_state),
-            (x_all, jnp.arange(n_critic, dtype=jnp.int32)))
+            (x_all, jnp.arange(n_critic, dtype=jnp.int32)),
+            unroll=n_critic if unroll_critic else 1)
         metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), d_metrics)
 
         z = latent(k_g, b)
