@@ -25,7 +25,7 @@ test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 bench: install
-	$(PY) benchmarks/step_throughput.py --config configs/dcgan_mnist.py
+	$(PY) benchmarks/throughput.py --config configs/dcgan_mnist.py --batch 64
 
 clean:
 	rm -rf $(VENV) runs

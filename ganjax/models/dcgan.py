@@ -65,10 +65,13 @@ def _multiplier(k: int, max_multiplier: int) -> int:
 
 
 class DCGANGenerator(nn.Module):
-    """Dense(z) -> base grid -> ``n`` x [upsample x2, norm, ReLU] -> conv to C -> activation.
+    """Dense(z) -> base grid -> ``n - 1`` x [upsample x2, norm, ReLU] -> upsample x2 to C -> tanh.
 
-    Channels halve at every stage: ``features * min(2**(n - i), max_multiplier)`` after stage ``i``
-    (so the last stage has ``features`` channels), as in DCGAN's 1024-512-256-128 stack.
+    As in the DCGAN paper's generator (and PyTorch's DCGAN example): the last of the ``n``
+    upsampling layers produces the image itself, without normalization. Channels halve at every
+    stage: ``features * min(2**(n - 1 - i), max_multiplier)`` after stage ``i`` (so the stage before
+    the output has ``features`` channels), e.g. 512-256-128-64-3 for 64x64 images and
+    ``features=64``.
 
     Attributes:
       data_shape: ``(*spatial, channels)`` of one example.
@@ -77,8 +80,7 @@ class DCGANGenerator(nn.Module):
       max_multiplier: cap on the channel multiplier of the low-resolution stages.
       upsample: key of :data:`ganjax.models.layers.UPSAMPLE`.
       upsample_kernel_size: window of the upsampling layers (None: the mode's default).
-      out_kernel_size: window of the final conv to ``channels``.
-      norm: 'batch' | 'layer' | 'none' after the projection and every upsampling stage.
+      norm: 'batch' | 'layer' | 'none' after the projection and every hidden upsampling stage.
       spectral_norm: spectrally normalize every Dense / conv.
       output_activation: 'tanh' | 'none'.
       dtype: computation dtype (None: inferred).
@@ -92,7 +94,6 @@ class DCGANGenerator(nn.Module):
     max_multiplier: int = 8
     upsample: str = 'conv_d2s'
     upsample_kernel_size: Optional[int] = None
-    out_kernel_size: int = 3
     norm: str = 'batch'
     spectral_norm: bool = False
     output_activation: str = 'tanh'
@@ -120,24 +121,24 @@ class DCGANGenerator(nn.Module):
         norm = dict(train=train, dtype=dtype, param_dtype=param_dtype)
         bias = layers.bias_before(self.norm)
 
-        width = self.features * _multiplier(n, self.max_multiplier)
+        width = self.features * _multiplier(n - 1, self.max_multiplier)
         project = nn.Dense(layers.num_elements(base) * width, use_bias=bias, dtype=dtype,
                            param_dtype=param_dtype, kernel_init=self.kernel_init, name='project')
         x = layers.spectral(project, z, **sn)
         x = x.reshape(x.shape[0], *base, width)
         x = nn.relu(layers.normalize(self.norm, x, name='project_norm', **norm))
         for i in range(1, n + 1):
+            last = i == n
+            features = channels if last else \
+                self.features * _multiplier(n - 1 - i, self.max_multiplier)
             up = layers.make_upsample(
-                self.upsample, self.features * _multiplier(n - i, self.max_multiplier),
-                kernel_size=self.upsample_kernel_size, rank=len(spatial), dtype=dtype,
-                param_dtype=param_dtype, spectral_norm=self.spectral_norm, use_bias=bias,
+                self.upsample, features, kernel_size=self.upsample_kernel_size,
+                rank=len(spatial), dtype=dtype, param_dtype=param_dtype,
+                spectral_norm=self.spectral_norm, use_bias=last or bias,
                 kernel_init=self.kernel_init, name=f'up{i}')
             x = up(x, train)
-            x = nn.relu(layers.normalize(self.norm, x, name=f'up{i}_norm', **norm))
-        out = nn.Conv(channels, (self.out_kernel_size,) * len(spatial), padding='SAME',
-                      dtype=dtype, param_dtype=param_dtype, kernel_init=self.kernel_init,
-                      name='out')
-        x = layers.spectral(out, x, **sn)
+            if not last:
+                x = nn.relu(layers.normalize(self.norm, x, name=f'up{i}_norm', **norm))
         return layers.output_activation(self.output_activation, x.astype(jnp.float32))
 
 
