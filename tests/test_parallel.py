@@ -34,10 +34,11 @@ CASES = {
                                                        penalty__name='r1', penalty__weight=1.0,
                                                        train__n_critic=2, optim__name='sgd')),
 }
-PATHS = {
-    'jit': dict(parallel__strategy='jit'),
-    'fsdp': dict(parallel__strategy='jit', parallel__fsdp=4, parallel__fsdp_min_size=0),
-    'pmap': dict(parallel__strategy='pmap'),
+PATHS = {  # over all 8 devices
+    'jit': dict(parallel__strategy='jit', parallel__num_devices=0),
+    'fsdp': dict(parallel__strategy='jit', parallel__fsdp=4, parallel__fsdp_min_size=0,
+                 parallel__num_devices=0),
+    'pmap': dict(parallel__strategy='pmap', parallel__num_devices=0),
 }
 
 
@@ -171,7 +172,7 @@ def test_no_recompilation_after_first_step(path):
     (dict(parallel__strategy='pmap', parallel__fsdp=2), 'needs parallel.strategy="jit"'),
 ])
 def test_bad_layout_is_one_clear_error(overrides, message):
-    config = tiny_config('dcgan', **overrides)
+    config = tiny_config('dcgan', **{'parallel__num_devices': 0, **overrides})
     gan = build_gan(config, (8, 8, 1))
     with pytest.raises(ConfigError, match=message.replace('.', r'\.').replace('(', r'\(')):
         parallel.Parallel(config, gan)
