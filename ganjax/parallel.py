@@ -21,8 +21,9 @@ same program, loads its own slice of each global batch, and orbax writes checkpo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -91,6 +92,49 @@ def _distributed_is_initialized() -> bool:
         return distributed.global_state.client is not None
     except (ImportError, AttributeError):
         return False
+
+
+#: XLA:CPU compile options (for ``jax.jit(..., compiler_options=...)`` or
+#: ``Lowered.compile(compiler_options=...)``) that keep YNNPACK for dots and reductions but leave
+#: convolutions to XLA's own Eigen implementation: jaxlib 0.10's default YNNPACK fusion list minus
+#: individual_convolution, i.e. what ``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=
+#: -individual_convolution`` does for the whole process. Only valid on the CPU backend.
+CPU_CONV_COMPILER_OPTIONS: dict[str, Any] = {
+    'xla_cpu_experimental_ynn_fusion_type':
+        'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE',
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_options_compile() -> bool:
+    try:
+        cpu = jax.devices('cpu')[0]
+        x = jax.device_put(np.zeros((1, 3, 3, 1), np.float32), cpu)
+        kernel = jax.device_put(np.zeros((3, 3, 1, 1), np.float32), cpu)
+        conv = lambda a, b: jax.lax.conv_general_dilated(a, b, (1, 1), 'SAME',
+                                                         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+        jax.jit(conv).lower(x, kernel).compile(compiler_options=CPU_CONV_COMPILER_OPTIONS)
+    except Exception:  # noqa: BLE001  (a jaxlib without the option rejects it at compile time)
+        return False
+    return True
+
+
+def cpu_conv_compiler_options(backend: Optional[str] = None) -> Optional[dict[str, Any]]:
+    """:data:`CPU_CONV_COMPILER_OPTIONS` if ``backend`` (default: jax's default backend) is the CPU
+    and this jaxlib accepts them (checked once by compiling a tiny conv), else None.
+
+    Measured on a 2-core x86 CPU with jaxlib 0.10.2 (benchmarks/conv_impl.py): YNNPACK, which
+    jaxlib uses for convolutions by default, ran DCGAN-64's generator convs at 25-152 GFLOP/s
+    against 51-234 for XLA's Eigen convolutions; the generator's forward + backward got 1.5x and
+    the whole DCGAN-64 step 1.3x faster. ``jax.pmap`` takes no compiler options: the pmap path
+    gets the same effect from ``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=
+    -individual_convolution``.
+
+    Usage: ``jax.jit(step, compiler_options=cpu_conv_compiler_options())``.
+    """
+    if (backend or jax.default_backend()) != 'cpu':
+        return None
+    return dict(CPU_CONV_COMPILER_OPTIONS) if _cpu_options_compile() else None
 
 
 def fsdp_spec(shape: tuple[int, ...], fsdp: int, min_size: int) -> P:
@@ -346,7 +390,8 @@ class Parallel:
         else:
             state_sh = self.state_shardings(jax.eval_shape(
                 lambda: create_state(self.config, self.gan)))
-            fn = jax.jit(body, out_shardings=(state_sh, self._replicated), donate_argnums=0)
+            fn = jax.jit(body, out_shardings=(state_sh, self._replicated), donate_argnums=0,
+                         compiler_options=cpu_conv_compiler_options(self.devices[0].platform))
         self._compiled[key] = fn
         return fn
 
