@@ -24,7 +24,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.g_features = 64  # base width of G (DCGAN ngf, ResNet channels, MLP hidden units)
     config.model.d_features = 64  # base width of D
     config.model.mlp_layers = 3  # hidden layers of the MLP pair
-    config.model.upsample = 'conv_d2s'  # ganjax.models.layers.UPSAMPLE: conv_d2s|transpose|resize_conv
+    # ganjax.models.layers.UPSAMPLE: transpose_phases (DCGAN's 4x4 stride-2 transposed conv, computed
+    # as 2^d small convs) | transpose (nn.ConvTranspose) | conv_d2s (3x3 conv + depth-to-space) |
+    # resize_conv (nearest x2 + 3x3 conv)
+    config.model.upsample = 'transpose_phases'
     config.model.downsample = 'space_to_depth'  # DCGAN D: space_to_depth | strided (see dcgan.py)
     config.model.g_norm = 'batch'  # batch | layer | none
     config.model.d_norm = 'batch'  # batch | layer | none (gradient penalties want layer or none)

@@ -20,6 +20,7 @@ def get_config():
     config.model.d_features = 128
     config.model.d_norm = 'none'
     config.model.d_spectral_norm = True
+    config.model.upsample = 'conv_d2s'  # the residual path's x2 + 3x3 conv, as sub-pixel conv
     config.loss.name = 'hinge'
     config.optim.b1 = 0.0
     config.optim.b2 = 0.9

@@ -519,3 +519,24 @@ def test_discriminator_downsample_modes_match_in_size():
         assert logits.shape == (BATCH,) and logits.dtype == jnp.float32
         counts[downsample] = sum(x.size for x in jax.tree.leaves(variables['params']))
     assert counts['space_to_depth'] == counts['strided']
+
+
+@pytest.mark.parametrize('rank', [1, 2])
+def test_transpose_phases_is_the_transposed_conv(rank):
+    """'transpose_phases' has the parameters of 'transpose' and computes the same layer."""
+    c_in, c_out = 3, 2
+    x = jax.random.normal(_key(7), (BATCH, *(5, 4)[:rank], c_in))
+    transpose = layers.make_upsample('transpose', c_out)
+    phases = layers.make_upsample('transpose_phases', c_out)
+    params = transpose.init(_key(8), x)['params']
+    params = {'conv': {'kernel': params['conv']['kernel'],
+                       'bias': jax.random.normal(_key(9), (c_out,))}}
+    own = phases.init(_key(8), x)['params']
+    assert jax.tree.map(jnp.shape, own) == jax.tree.map(jnp.shape, params)
+    np.testing.assert_allclose(phases.apply({'params': params}, x),
+                               transpose.apply({'params': params}, x), rtol=1e-5, atol=1e-5)
+    # Gradients with respect to the input and the kernel too.
+    grad = lambda layer: jax.grad(lambda p, v: jnp.sum(jnp.sin(layer.apply({'params': p}, v))),
+                                  argnums=(0, 1))(params, x)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                 grad(phases), grad(transpose))

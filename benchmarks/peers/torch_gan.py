@@ -80,7 +80,10 @@ def check_supported(config) -> None:
     """Raises ValueError for a config option the peer does not implement (never ignores one)."""
     m = config.model
     expect = {
-        'model.upsample': (m.upsample, ('conv_d2s',)),
+        # DCGAN: conv_d2s or the 4x4 stride-2 transposed conv (both ganjax computations of it);
+        # the ResNet peer implements conv_d2s.
+        'model.upsample': (m.upsample, ('conv_d2s',) if m.arch == 'resnet' else
+                           ('conv_d2s', 'transpose', 'transpose_phases')),
         'model.downsample': (m.downsample, ('space_to_depth',)),
         'model.output_activation': (m.output_activation, ('tanh',)),
         'model.g_norm': (m.g_norm, ('batch', 'layer', 'none')),
@@ -228,12 +231,30 @@ def _float32_logit(logit: nn.Module, x: torch.Tensor) -> torch.Tensor:
 # DCGAN (ganjax.models.dcgan)
 
 
+class TransposeUp(nn.Module):
+    """ganjax's 'transpose' and 'transpose_phases' upsampling: the 4x4 stride-2 transposed conv
+    (PyTorch's ConvTranspose2d with padding 1, DCGAN's layer)."""
+
+    def __init__(self, in_channels: int, features: int, *, bias: bool, spectral_norm: bool):
+        super().__init__()
+        conv = nn.ConvTranspose2d(in_channels, features, 4, 2, 1, bias=bias)
+        _init(conv, 'dcgan')
+        # spectral_norm's dim=1: the output channels of a ConvTranspose2d weight [in, out, h, w].
+        layer = torch.nn.utils.parametrizations.spectral_norm(conv, dim=1) if spectral_norm \
+            else conv
+        self.conv = _tag(layer, 'conv_transpose')
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
 class DCGANGenerator(nn.Module):
-    """ganjax DCGANGenerator: Dense(z) -> [norm, ReLU] -> (n - 1) x [conv_d2s x2, norm, ReLU] ->
-    conv_d2s x2 to C (with bias) -> tanh. Submodule names are ganjax's."""
+    """ganjax DCGANGenerator: Dense(z) -> [norm, ReLU] -> (n - 1) x [upsample x2, norm, ReLU] ->
+    upsample x2 to C (with bias) -> tanh. Submodule names are ganjax's."""
 
     def __init__(self, data_shape: Sequence[int], latent_dim: int = 100, features: int = 64,
-                 max_multiplier: int = 8, norm: str = 'batch', spectral_norm: bool = False):
+                 max_multiplier: int = 8, norm: str = 'batch', spectral_norm: bool = False,
+                 upsample: str = 'conv_d2s'):
         super().__init__()
         *spatial, channels = data_shape
         self.latent_dim = latent_dim
@@ -250,8 +271,12 @@ class DCGANGenerator(nn.Module):
         for i in range(1, n + 1):
             last = i == n
             cout = channels if last else features * _multiplier(n - 1 - i, max_multiplier)
-            self.add_module(f'up{i}', ConvDepthToSpace(cin, cout, bias=last or bias,
-                                                       spectral_norm=spectral_norm, init='dcgan'))
+            if upsample == 'conv_d2s':
+                up = ConvDepthToSpace(cin, cout, bias=last or bias, spectral_norm=spectral_norm,
+                                      init='dcgan')
+            else:
+                up = TransposeUp(cin, cout, bias=last or bias, spectral_norm=spectral_norm)
+            self.add_module(f'up{i}', up)
             if not last:
                 self.add_module(f'up{i}_norm', make_norm(norm, cout))
             self.stages.append((f'up{i}', None if last else f'up{i}_norm'))
@@ -549,7 +574,8 @@ def build_models(config, data_shape: Sequence[int], layers: str = 'ganjax',
     if m.arch == 'dcgan':
         _, n = dcgan_plan(shape[:-1])
         G = DCGANGenerator(shape, latent_dim=int(m.latent_dim), features=int(m.g_features),
-                           norm=m.g_norm, spectral_norm=bool(m.g_spectral_norm))
+                           norm=m.g_norm, spectral_norm=bool(m.g_spectral_norm),
+                           upsample=m.upsample)
         D = DCGANDiscriminator(shape, features=int(m.d_features), norm=m.d_norm,
                                spectral_norm=bool(m.d_spectral_norm), num_stages=n)
     elif m.arch == 'resnet':
@@ -594,6 +620,10 @@ def load_ganjax_variables(module: nn.Module, params: dict, batch_stats: Optional
         info = getattr(layer, '_ganjax_info', {})
         if layout == 'conv':
             return conv_kernel(k)
+        if layout == 'conv_transpose':
+            # Flax's ConvTranspose (transpose_kernel=False) correlates with the kernel as stored;
+            # PyTorch's is the gradient of a conv, which flips the window: [in, out, kh, kw].
+            return k.flip(0, 1).permute(2, 3, 0, 1)
         if layout == 'conv_d2s':  # out channels (oh, ow, c) -> PixelShuffle's (c, oh, ow)
             kh, kw, cin, cout = k.shape
             k = k.reshape(kh, kw, cin, 4, cout // 4).transpose(3, 4).reshape(kh, kw, cin, cout)
