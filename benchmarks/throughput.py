@@ -10,7 +10,8 @@ already on the devices, and reports:
   estimate for the compiled program (arguments + outputs + temporaries - donated aliases);
 * MFU: XLA's FLOP count of the compiled one-step program (`cost_analysis`; with the n_critic loop
   unrolled, because the analysis counts a loop body once) times steps/s, over the peak FLOP/s of
-  the devices used: `PEAK_FLOPS` for known accelerators, a measured large matmul otherwise (CPU).
+  the devices used: `PEAK_FLOPS` for known accelerators, a measured large matmul otherwise (CPU;
+  simulated CPU devices share the host's cores, so their peak is the host's, not 8 times it).
 
     python benchmarks/throughput.py --config configs/dcgan_mnist.py --batch 64
     python benchmarks/throughput.py --config configs/dcgan_celeba64.py --data_shape 64,64,3 \\
@@ -172,12 +173,15 @@ def measure(config, data_shape, steps: int, warmup: int, count_flops: bool = Tru
     if count_flops:
         flops = step_flops(config, gan, par.canonical_state(state), host)
         peak, peak_source = peak_flops(config.precision)
+        # Simulated CPU devices (--xla_force_host_platform_device_count) share the host's cores:
+        # the measured matmul rate is already the whole host's.
+        devices = 1 if par.devices[0].platform == 'cpu' else par.num_devices
         out.update({
             'flops_per_step': flops,
             'achieved_flops_per_sec': flops / median,
             'peak_flops_per_device': peak,
             'peak_flops_source': peak_source,
-            'mfu': flops / median / (peak * par.num_devices),
+            'mfu': flops / median / (peak * devices),
         })
     return out
 

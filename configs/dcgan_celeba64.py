@@ -5,7 +5,7 @@ Run (after preparing celeb_a once, see the README's tensorflow-datasets section)
 
 Expected result (the DCGAN paper's setting; not yet run with ganjax, which needs a GPU and the
 prepared dataset): face-like 64x64 samples after some 10k steps at batch 128. This is also the
-DCGAN-64 of benchmarks/README.md (5.6 s per step at batch 64 on a 2-core CPU).
+DCGAN-64 of benchmarks/README.md (about 52 images/s at batch 64 on a 2-core CPU, float32).
 """
 
 from configs import default
