@@ -4,10 +4,12 @@ Run:
     ganjax train --config configs/dcgan_mnist.py --workdir runs/dcgan_mnist
     (or `make demo`, which installs first)
 
-Expected result: about 5.5 minutes on 2 CPU cores (~9 steps/s); runs/dcgan_mnist/samples/ holds
-grids of digit-like shapes from step ~500 and recognizable digits of most classes from step ~2000,
-losses.png the loss curves (d_loss settles near 1.0, D's accuracy near 0.75), checkpoints/ the last
-3 checkpoints. Running the same command again resumes (and stops at once if the run is complete).
+Expected result: about 2.5 minutes of training on 2 CPU cores (~20 steps/s, the 4,500 digits held
+on the device); runs/dcgan_mnist/samples/ holds grids of digit-like shapes from step ~500 and, at
+step 3000, recognizable digits of most classes with some malformed strokes; losses.png the loss
+curves (d_loss 0.5-0.9, D's accuracy 0.8-0.9 late in the run), checkpoints/ the last 3
+checkpoints. Two runs give identical losses (final d_loss 0.879 here). Running the same command
+again resumes (and stops at once if the run is complete).
 """
 
 from configs import default
