@@ -242,7 +242,6 @@ class Parallel:
         self.mesh = jax.make_mesh((n // fsdp, fsdp), BATCH_AXES, devices=devices,
                                   axis_types=(jax.sharding.AxisType.Auto,) * 2)
         self.devices = list(self.mesh.devices.flat)
-        self.local_devices = [d for d in self.devices if d.process_index == self.process_index]
         self._replicated = NamedSharding(self.mesh, P())
         self._compiled: dict[tuple[int, bool], Callable] = {}
 

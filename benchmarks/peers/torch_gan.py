@@ -106,7 +106,11 @@ def check_supported(config) -> None:
 
 
 def dcgan_plan(spatial: Sequence[int]) -> tuple[tuple[int, ...], int]:
-    """ganjax.models.dcgan.dcgan_plan: base grid and number of x2 stages."""
+    """ganjax.models.dcgan.dcgan_plan: base grid and number of x2 stages.
+
+    Mirrored rather than imported so that the peer's process never loads JAX and XLA beside
+    PyTorch (tests/test_peers.py checks the two build the same shapes).
+    """
     counts = []
     for s in spatial:
         n = 0
