@@ -1,4 +1,5 @@
-"""The `ganjax` command: `ganjax train` and `ganjax sample`. It only parses arguments."""
+"""The `ganjax` command: `ganjax train`, `ganjax sample`, `ganjax train-features`. It only parses
+arguments."""
 
 import argparse
 import os
@@ -27,7 +28,29 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument('--out', required=True, help='output file: .png picture or .npy array')
     sample.add_argument('--seed', type=int, default=0, help='seed of the latent noise')
     sample.add_argument('--step', type=int, default=None, help='checkpoint step (latest if unset)')
+    features = sub.add_parser(
+        'train-features', help='train the classifier whose features serve "classifier FID"')
+    features.add_argument('--dataset', required=True, help='a data.name of ganjax.data.DATASETS')
+    features.add_argument('--out', default='', help='output folder (default: features/DATASET)')
+    features.add_argument('--epochs', type=int, default=20)
+    features.add_argument('--seed', type=int, default=0)
     return parser
+
+
+def _train_features(args, extra) -> None:
+    from ganjax import config as config_lib
+    from ganjax.metrics import features
+
+    overrides = config_lib.parse_override_args(extra)
+    config = config_lib.default_config()
+    config.data.name = args.dataset
+    config_lib.apply_overrides(config, overrides)
+    config_lib.validate(config)
+    if args.epochs <= 0:
+        raise ConfigError(f'--epochs must be positive, got {args.epochs}')
+    out = args.out or os.path.join('features', args.dataset)
+    features.train_classifier(config.data, out, epochs=args.epochs, seed=args.seed,
+                              log=lambda m: print(f'[ganjax] {m}', flush=True))
 
 
 def _train(args, extra) -> None:
@@ -76,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
       The exit status: 0 on success, 2 for a config error, 1 for a data or training error.
     """
     args, extra = _parser().parse_known_args(argv)
-    commands = {'train': _train, 'sample': _sample}
+    commands = {'train': _train, 'sample': _sample, 'train-features': _train_features}
     try:
         commands[args.command](args, extra)
     except ConfigError as e:
