@@ -1,4 +1,4 @@
-"""The `ganjax` command: `ganjax train`, `ganjax sample`, `ganjax train-features`. It only parses
+"""The `ganjax` command: `ganjax train`, `sample`, `eval`, `train-features`. It only parses
 arguments."""
 
 import argparse
@@ -28,6 +28,15 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument('--out', required=True, help='output file: .png picture or .npy array')
     sample.add_argument('--seed', type=int, default=0, help='seed of the latent noise')
     sample.add_argument('--step', type=int, default=None, help='checkpoint step (latest if unset)')
+    evaluate = sub.add_parser('eval', help="FID, KID, precision/recall of a run's EMA generator "
+                                           'against the held-out split, beside real vs real')
+    evaluate.add_argument('--workdir', required=True)
+    evaluate.add_argument('--num', type=int, default=5000, help='samples (at most the held-out '
+                                                                'split)')
+    evaluate.add_argument('--features', default='', help='feature classifier folder (default: '
+                                                         'features/<data.name>)')
+    evaluate.add_argument('--step', type=int, default=None, help='checkpoint step (latest if '
+                                                                 'unset)')
     features = sub.add_parser(
         'train-features', help='train the classifier whose features serve "classifier FID"')
     features.add_argument('--dataset', required=True, help='a data.name of ganjax.data.DATASETS')
@@ -51,6 +60,18 @@ def _train_features(args, extra) -> None:
     out = args.out or os.path.join('features', args.dataset)
     features.train_classifier(config.data, out, epochs=args.epochs, seed=args.seed,
                               log=lambda m: print(f'[ganjax] {m}', flush=True))
+
+
+def _eval(args, extra) -> None:
+    if extra:
+        raise ConfigError(f'unrecognized arguments {extra}')
+    if args.num <= 0:
+        raise ConfigError(f'--num must be positive, got {args.num}')
+    from ganjax import evaluate
+
+    result = evaluate.evaluate(args.workdir, args.num, args.features, args.step)
+    print(evaluate.format_table(result))
+    print(f"[ganjax] wrote {result['path']}")
 
 
 def _train(args, extra) -> None:
@@ -99,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
       The exit status: 0 on success, 2 for a config error, 1 for a data or training error.
     """
     args, extra = _parser().parse_known_args(argv)
-    commands = {'train': _train, 'sample': _sample, 'train-features': _train_features}
+    commands = {'train': _train, 'sample': _sample, 'train-features': _train_features,
+                'eval': _eval}
     try:
         commands[args.command](args, extra)
     except ConfigError as e:
