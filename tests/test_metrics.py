@@ -181,3 +181,25 @@ def test_raw_features_flatten_and_scale():
     np.testing.assert_allclose(features.raw_features(x), np.ones((3, 4)))
     v = np.arange(6, dtype=np.float32).reshape(3, 2)
     np.testing.assert_allclose(features.raw_features(v), v)
+
+
+def test_mode_statistics_hand_values():
+    from ganjax.data.toy import ring8_centers
+    from ganjax.metrics.modes import mode_statistics
+    centers = ring8_centers()
+    # 100 samples on each of 4 modes (within 3 std), 50 far from every mode.
+    rng = np.random.default_rng(5)
+    near = np.concatenate([centers[i] + 0.01 * rng.normal(size=(100, 2)) for i in (0, 2, 4, 6)])
+    far = np.zeros((50, 2))
+    stats = mode_statistics(np.concatenate([near, far]), centers, std=0.02)
+    assert stats['modes_covered'] == 4 and stats['num_modes'] == 8
+    assert stats['high_quality'] == pytest.approx(400 / 450)
+    # Uniform over 4 of 8 modes: KL = sum 1/4 log((1/4) / (1/8)) = log 2.
+    assert stats['kl_to_uniform'] == pytest.approx(np.log(2))
+    assert stats['counts'] == [100, 0, 100, 0, 100, 0, 100, 0]
+    # Every mode evenly: 8 covered, KL 0; nothing near a mode: 0 covered, KL undefined.
+    even = np.repeat(centers, 10, axis=0)
+    assert mode_statistics(even, centers, 0.02)['kl_to_uniform'] == pytest.approx(0.0)
+    none = mode_statistics(far, centers, 0.02)
+    assert none['modes_covered'] == 0 and none['high_quality'] == 0 and np.isnan(
+        none['kl_to_uniform'])

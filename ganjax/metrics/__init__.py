@@ -1,11 +1,12 @@
 """Sample-quality metrics: Fréchet distance (FID), KID, Inception Score, precision/recall,
-density/coverage.
+density/coverage, and the mode-collapse measures of 2D mixtures.
 
     stats = FeatureStats.empty(d); stats = jax.jit(accumulate)(stats, features)   # per batch
     frechet_distance_from_stats(real_stats, fake_stats)
     kid(real_features, fake_features); precision_recall(real, fake); density_coverage(real, fake)
 """
 
+from ganjax.metrics.modes import mode_statistics
 from ganjax.metrics.sample_metrics import (density_coverage, inception_score, kid, knn_radii,
                                            precision_recall)
 from ganjax.metrics.stats import (FeatureStats, accumulate, frechet_distance,
@@ -14,5 +15,5 @@ from ganjax.metrics.stats import (FeatureStats, accumulate, frechet_distance,
 __all__ = [
     'FeatureStats', 'accumulate', 'merge', 'mean_and_covariance', 'frechet_distance',
     'frechet_distance_from_stats', 'kid', 'precision_recall', 'density_coverage',
-    'inception_score', 'knn_radii',
+    'inception_score', 'knn_radii', 'mode_statistics',
 ]
