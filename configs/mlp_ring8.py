@@ -7,7 +7,9 @@ Expected result: about 35 seconds on 2 CPU cores (~200 steps/s); samples/step_*.
 plots. With these settings and the non-saturating loss the generator collapses onto a few of the 8
 modes with streaks between them (seen here: 3 of 8 at step 5000): the classic failure that this
 toy problem exists to compare losses and penalties on (e.g. --config.loss.name=hinge,
---config.penalty.name=r1); mode-coverage measures come with the evaluation issue.
+--config.penalty.name=r1). `python benchmarks/mode_collapse.py` scores 4 losses x 5 seeds of
+this config (modes covered, high-quality samples): at 5000 steps none covers the ring
+(benchmarks/results/mode_collapse_ring8_cpu.json).
 """
 
 from configs import default
