@@ -20,7 +20,6 @@ same program, loads its own slice of each global batch, and orbax writes checkpo
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 from typing import Any, Callable, Optional
@@ -160,20 +159,6 @@ def fsdp_spec(shape: tuple[int, ...], fsdp: int, min_size: int) -> P:
     return P(*spec)
 
 
-@dataclasses.dataclass(frozen=True)
-class DeviceData:
-    """A training split held on the devices; each step receives only the batch's indices.
-
-    Attributes:
-      x: the examples [N, *data_shape], replicated on every device of the mesh (stacked once per
-        device under pmap).
-      num_examples: N.
-    """
-
-    x: jax.Array
-    num_examples: int
-
-
 class Parallel:
     """The device layout of a run: mesh, shardings, placement and the compiled step.
 
@@ -183,7 +168,6 @@ class Parallel:
       num_devices: devices in the mesh (over all processes).
       process_index, process_count: this process and how many take part.
       global_batch: `data.batch_size`, the batch of each D and G update summed over devices.
-      local_batch: this process's rows of it.
     """
 
     def __init__(self, config: ConfigDict, gan: GANDef):
@@ -236,7 +220,6 @@ class Parallel:
         self.fsdp = fsdp
         self.fsdp_min_size = int(p.fsdp_min_size)
         self.global_batch = batch
-        self.local_batch = batch // self.process_count
         devices = jax.devices()[:n]
         # Auto axes: XLA propagates the shardings of the inputs through the step.
         self.mesh = jax.make_mesh((n // fsdp, fsdp), BATCH_AXES, devices=devices,
@@ -310,7 +293,8 @@ class Parallel:
         """Sends this process's rows of a global batch to the devices.
 
         Args:
-          local: host array whose axis `batch_axis` holds this process's `local_batch` rows.
+          local: host array whose axis `batch_axis` holds this process's rows (global batch /
+            process count).
           batch_axis: which axis is the batch.
 
         Returns:
@@ -340,15 +324,16 @@ class Parallel:
         return jax.make_array_from_callback(global_indices.shape, sharding,
                                             lambda idx: global_indices[idx])
 
-    def put_dataset(self, x: np.ndarray) -> DeviceData:
-        """Places a whole training split on every device of the mesh (every process passes it)."""
+    def put_dataset(self, x: np.ndarray) -> jax.Array:
+        """Places a whole training split [N, *data_shape] on every device of the mesh (every
+        process passes it): replicated under jit, stacked once per device under pmap."""
         if self.strategy == 'pmap':
             n = len(self.devices)
             arr = jax.device_put(np.broadcast_to(x, (n,) + x.shape),
                                  self._pmap_sharding(x.ndim + 1))
         else:
             arr = jax.make_array_from_callback(x.shape, self._replicated, lambda idx: x[idx])
-        return DeviceData(arr, int(x.shape[0]))
+        return arr
 
     # --- the step ------------------------------------------------------------------------
 
@@ -360,7 +345,7 @@ class Parallel:
 
         Args:
           steps_per_call: k > 1 runs k steps per call in a `lax.scan`.
-          on_device: the step takes (state, DeviceData.x, indices) instead of (state, batch).
+          on_device: the step takes (state, put_dataset(x), indices) instead of (state, batch).
 
         Returns:
           `f(state, batch_x) -> (state, metrics)` or `f(state, data_x, indices) -> ...`, where

@@ -265,7 +265,7 @@ class _Trainer:
             prefetch=0 if self.on_device else cfg.data.prefetch, groups=n_critic)
         data_x = None
         if self.on_device:
-            data_x = self.par.put_dataset(_read_all(self.source)).x
+            data_x = self.par.put_dataset(_read_all(self.source))
         state = self.par.place_state(state)
         k = cfg.train.steps_per_call
         events = (cfg.train.log_every, cfg.train.sample_every, cfg.train.checkpoint_every)

@@ -6,7 +6,6 @@ to float32 rounding (relative error < 1e-5): BatchNorm statistics and loss means
 global batch on every path, and the latent codes are the same.
 """
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -133,7 +132,7 @@ def test_multi_step_call_and_on_device_data_equal_single_steps(path):
     indices = np.arange(data_x.shape[0], dtype=np.int32).reshape(3, 2, 16)
     data = par.put_dataset(data_x)
     fn = par.step_fn(steps_per_call=3, on_device=True)
-    state, metrics = fn(par.init_state(), data.x, par.put_indices(indices))
+    state, metrics = fn(par.init_state(), data, par.put_indices(indices))
     _assert_close(jax.device_get(par.canonical_state(state)), ref_state)
     assert par.host_metrics(metrics)['d_loss'].shape == (3,)
     # The same with host batches stacked on a leading axis.
