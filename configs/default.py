@@ -91,6 +91,19 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.progress = True  # progress bar when stderr is a terminal
     config.train.compilation_cache = True  # persistent XLA cache under ~/.cache/ganjax
 
+    # Evaluation of the EMA generator during training (ganjax.evaluate): metrics against the
+    # held-out split go to WORKDIR/eval/history.jsonl and TensorBoard (eval/*), and the checkpoint
+    # with the best `best_metric` so far is kept in WORKDIR/best.
+    config.eval = ml_collections.ConfigDict()
+    config.eval.every = 0  # steps between evaluations (0 = none during training)
+    config.eval.num_samples = 2000  # generated and held-out samples (capped at the held-out size)
+    config.eval.batch_size = 250  # samples per compiled generate-and-extract call
+    # auto (raw values for vectors, classifier for images) | raw | classifier | inception
+    config.eval.features = 'auto'
+    config.eval.features_dir = ''  # classifier of `ganjax train-features` ('' = features/<data.name>)
+    config.eval.inception_weights = ''  # '' = $GANJAX_INCEPTION_WEIGHTS or ~/.cache/ganjax/...
+    config.eval.best_metric = 'fid'  # ganjax.evaluate.METRIC_GOALS; '' = keep no best checkpoint
+
     # How the step is spread over devices and hosts (ganjax.parallel).
     config.parallel = ml_collections.ConfigDict()
     config.parallel.strategy = 'jit'  # jit (sharded over a device mesh) | pmap (for comparison)

@@ -28,15 +28,25 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument('--out', required=True, help='output file: .png picture or .npy array')
     sample.add_argument('--seed', type=int, default=0, help='seed of the latent noise')
     sample.add_argument('--step', type=int, default=None, help='checkpoint step (latest if unset)')
+    sample.add_argument('--best', action='store_true', help='use the best checkpoint (WORKDIR/best) '
+                                                            'kept by evaluation during training')
     evaluate = sub.add_parser('eval', help="FID, KID, precision/recall of a run's EMA generator "
                                            'against the held-out split, beside real vs real')
     evaluate.add_argument('--workdir', required=True)
     evaluate.add_argument('--num', type=int, default=5000, help='samples (at most the held-out '
                                                                 'split)')
-    evaluate.add_argument('--features', default='', help='feature classifier folder (default: '
-                                                         'features/<data.name>)')
+    evaluate.add_argument('--features', default='', choices=('', 'auto', 'raw', 'classifier',
+                                                             'inception'),
+                          help="feature extractor (default: the run's eval.features)")
+    evaluate.add_argument('--features_dir', default='', help='feature classifier folder (default: '
+                                                             'features/<data.name>)')
+    evaluate.add_argument('--inception_weights', default='',
+                          help='FID Inception weights (.npz from ganjax.metrics.convert_inception;'
+                               ' default: $GANJAX_INCEPTION_WEIGHTS or ~/.cache/ganjax/)')
     evaluate.add_argument('--step', type=int, default=None, help='checkpoint step (latest if '
                                                                  'unset)')
+    evaluate.add_argument('--best', action='store_true', help='evaluate the best checkpoint '
+                                                              '(WORKDIR/best)')
     features = sub.add_parser(
         'train-features', help='train the classifier whose features serve "classifier FID"')
     features.add_argument('--dataset', required=True, help='a data.name of ganjax.data.DATASETS')
@@ -69,7 +79,9 @@ def _eval(args, extra) -> None:
         raise ConfigError(f'--num must be positive, got {args.num}')
     from ganjax import evaluate
 
-    result = evaluate.evaluate(args.workdir, args.num, args.features, args.step)
+    result = evaluate.evaluate(args.workdir, args.num, args.features_dir, args.step,
+                               features=args.features, inception_weights=args.inception_weights,
+                               best=args.best)
     print(evaluate.format_table(result))
     print(f"[ganjax] wrote {result['path']}")
 
@@ -99,7 +111,7 @@ def _sample(args, extra) -> None:
     from ganjax import train as train_lib
     from ganjax.train_step import make_generate_fn, sample_latent
 
-    _, gan, state = train_lib.load_run(args.workdir, args.step)
+    _, gan, state = train_lib.load_run(args.workdir, args.step, best=args.best)
     z = sample_latent(jax.random.PRNGKey(args.seed), args.num, gan.latent_dim)
     x = np.asarray(jax.jit(make_generate_fn(gan))(state.ema_params, state.g_state, z))
     if args.out.endswith('.npy'):

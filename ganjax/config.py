@@ -19,6 +19,7 @@ _CHOICES = {
     'data.on_device': ('auto', 'always', 'never'),
     'parallel.strategy': ('jit', 'pmap'),
     'parallel.distributed': ('auto', 'on', 'off'),
+    'eval.features': ('auto', 'raw', 'classifier', 'inception'),
 }
 
 
@@ -235,16 +236,22 @@ def validate(config: ConfigDict) -> None:
                 'train.num_steps', 'train.n_critic', 'train.log_every', 'train.sample_every',
                 'train.checkpoint_every', 'train.keep_checkpoints', 'train.num_samples',
                 'penalty.interval', 'train.steps_per_call', 'parallel.fsdp',
-                'data.on_device_max_mb')
+                'data.on_device_max_mb', 'eval.num_samples', 'eval.batch_size')
     for key in positive:
         if flat[key] <= 0:
             raise ConfigError(f'{key} must be positive, got {flat[key]}')
     non_negative = ('optim.g_lr', 'optim.d_lr', 'loss.weight_clip', 'penalty.weight',
                     'optim.grad_clip_norm', 'data.prefetch', 'data.image_size', 'data.channels',
-                    'parallel.num_devices', 'parallel.num_processes', 'parallel.fsdp_min_size')
+                    'parallel.num_devices', 'parallel.num_processes', 'parallel.fsdp_min_size',
+                    'eval.every')
     for key in non_negative:
         if flat[key] < 0:
             raise ConfigError(f'{key} must be >= 0, got {flat[key]}')
+    from ganjax.evaluate import METRIC_GOALS
+    if flat['eval.best_metric'] and flat['eval.best_metric'] not in METRIC_GOALS:
+        raise ConfigError(f"eval.best_metric={flat['eval.best_metric']!r} is not one of "
+                          f"{sorted(METRIC_GOALS)} (or '' for none)"
+                          f"{closest_hint(flat['eval.best_metric'], METRIC_GOALS)}")
     if not 0.0 <= flat['ema.decay'] < 1.0:
         raise ConfigError(f'ema.decay must be in [0, 1), got {flat["ema.decay"]}')
     if not 0.0 <= flat['data.eval_fraction'] < 1.0:

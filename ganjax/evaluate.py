@@ -1,16 +1,24 @@
-"""`ganjax eval`: sample quality of a run's EMA generator against the held-out split, beside the
-real-vs-real floor (training examples against the same held-out examples).
+"""Sample quality of a generator against the held-out split: `ganjax eval` and the evaluations
+that training runs every `eval.every` steps.
 
-Features: a run on images needs the classifier of `ganjax train-features` ("classifier FID");
-vector data (tables, 2D mixtures) is compared on its raw values. Feature statistics for the
-Fréchet distance are accumulated inside the compiled generate-and-extract call.
+Features (`eval.features`):
+  raw         the examples themselves, for vectors (tables, 2D mixtures); the default for them.
+  classifier  the penultimate layer of a classifier trained on the run's data by
+              `ganjax train-features` ("classifier FID"); the default for images and sequences.
+  inception   the standard FID InceptionV3 (pool3, 2048-d) from a local weights file, for RGB or
+              grayscale images; only this gives numbers comparable with published FIDs.
+
+An `Evaluator` fixes the held-out reference (features and their statistics, computed once) and the
+generator's noise, so successive evaluations of a training run differ only through the generator.
+Generation, feature extraction and the FID statistics run in one compiled call per batch, with the
+batch sharded over the devices when a `constrain` function is given (the training mesh's).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import numpy as np
@@ -23,94 +31,276 @@ from ganjax.train_step import make_generate_fn, sample_latent
 
 _EVAL_NOISE_SALT = 0xE7A1
 
+#: Every metric an evaluation can report, with the direction in which it improves.
+METRIC_GOALS = {
+    'fid': 'min', 'kid': 'min', 'precision': 'max', 'recall': 'max', 'density': 'max',
+    'coverage': 'max', 'is': 'max', 'modes_covered': 'max', 'high_quality': 'max',
+    'kl_to_uniform': 'min',
+}
+FEATURES = ('auto', 'raw', 'classifier', 'inception')
 
-def feature_function(config, data_shape, features_dir: str = ''):
-    """The feature map for a run's data: the trained classifier for images, raw values otherwise.
+
+class FeatureMap(NamedTuple):
+    """A feature extractor: `features(x) -> [B, d]`, optional class `logits(x)` (for the
+    Inception Score), and a description for reports."""
+    features: Callable[[jax.Array], jax.Array]
+    logits: Callable[[jax.Array], jax.Array] | None
+    description: str
+
+
+def feature_map(data_name: str, data_shape: tuple, kind: str = 'auto', features_dir: str = '',
+                inception_weights: str = '') -> FeatureMap:
+    """The feature extractor for a run's data.
+
+    Args:
+      data_name: the run's `data.name` (names the default classifier folder).
+      data_shape: shape of one example.
+      kind: one of FEATURES; 'auto' is 'raw' for vectors and 'classifier' otherwise.
+      features_dir: classifier folder ('' = features/<data_name>).
+      inception_weights: Inception weights file ('' = its default location).
 
     Returns:
-      (features(x) -> [B, d], description).
+      A FeatureMap.
+
+    Raises:
+      ConfigError: for an unknown kind, a missing feature file, or features that do not fit the
+        data (a classifier trained on other shapes, Inception on non-images).
     """
-    if len(data_shape) <= 1:
-        return features_lib.raw_features, 'raw values'
-    folder = features_dir or os.path.join('features', config.data.name)
-    fn, info = features_lib.load_classifier_features(folder)
+    if kind not in FEATURES:
+        raise ConfigError(f'eval.features={kind!r} is not one of {list(FEATURES)}')
+    is_vector = len(data_shape) <= 1
+    if kind == 'auto':
+        kind = 'raw' if is_vector else 'classifier'
+    if kind == 'raw':
+        return FeatureMap(features_lib.raw_features, None, 'raw values')
+    if kind == 'inception':
+        if len(data_shape) != 3 or data_shape[-1] not in (1, 3):
+            raise ConfigError(f'Inception features need images [H, W, 1 or 3]; the run has data '
+                              f'of shape {tuple(data_shape)} (use eval.features=classifier)')
+        from ganjax.metrics import inception  # noqa: PLC0415 (a large module, images only)
+        fn, logits, info = inception.load_inception(inception_weights)
+        return FeatureMap(fn, logits, f"Inception pool3 features ({info['path']})")
+    folder = features_dir or os.path.join('features', data_name)
+    fn, logits, info = features_lib.load_classifier(folder)
     if tuple(info['data_shape']) != tuple(data_shape):
         raise ConfigError(f'the classifier in {folder} was trained on data of shape '
                           f'{tuple(info["data_shape"])}, the run has {tuple(data_shape)}')
-    return fn, f'classifier features ({folder}, held-out accuracy ' \
-                f'{info["held_out_accuracy"]:.4f})'
+    return FeatureMap(fn, logits, f'classifier features ({folder}, held-out accuracy '
+                                  f'{info["held_out_accuracy"]:.4f})')
 
 
-def _feature_sets(fn: Callable, batches) -> tuple[np.ndarray, metrics.FeatureStats]:
-    @jax.jit
-    def add(stats, x):
-        f = fn(x)
-        return metrics.accumulate(stats, f), f
-
-    stats, parts = None, []
-    for x in batches:
-        if stats is None:
-            stats = metrics.FeatureStats.empty(int(np.prod(jax.eval_shape(fn, x).shape[1:])))
-        stats, f = add(stats, x)
-        parts.append(np.asarray(f))
-    return np.concatenate(parts), stats
+def _to_host(x: jax.Array) -> np.ndarray:
+    if jax.process_count() > 1 and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils  # noqa: PLC0415
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
 
 
-def _all_metrics(real: tuple, other: tuple, n: int) -> dict[str, float]:
-    (rf, rs), (of, os_) = real, other
-    out = {'fid': metrics.frechet_distance_from_stats(rs, os_)}
-    # Subsets of half the samples, so that they differ and the std means something.
-    out.update(metrics.kid(rf, of, num_subsets=50, subset_size=min(1000, max(2, n // 2))))
-    out.update(metrics.precision_recall(rf, of, k=3))
-    out.update(metrics.density_coverage(rf, of, k=5))
-    return out
+class _FeatureSet(NamedTuple):
+    features: np.ndarray
+    stats: metrics.FeatureStats
+    probs: np.ndarray | None
+    samples: np.ndarray | None
+
+
+class Evaluator:
+    """Scores generators against a fixed held-out reference.
+
+    Compiled calls are made once and reused, so evaluating during training costs generation and
+    feature extraction only.
+    """
+
+    def __init__(self, config, gan, num: int, *, features: str = 'auto', features_dir: str = '',
+                 inception_weights: str = '', batch_size: int = 250,
+                 constrain: Callable[[jax.Array], jax.Array] | None = None,
+                 num_devices: int = 1):
+        """Builds the feature map and computes the reference's features.
+
+        Args:
+          config: the run's config (data, seed).
+          gan: the run's GANDef.
+          num: samples per side; capped at the held-out split's size.
+          features: one of FEATURES.
+          features_dir: classifier folder ('' = features/<data.name>).
+          inception_weights: Inception weights file ('' = default location).
+          batch_size: examples per compiled call.
+          constrain: shards a batch over the devices (inside jit); batches whose size does not
+            divide `num_devices` are left unconstrained.
+          num_devices: devices that `constrain` spreads a batch over.
+
+        Raises:
+          ConfigError: fewer than 10 held-out examples, or a feature problem (see `feature_map`).
+        """
+        held_out = data.build_source(config.data, 'eval')
+        self.num = min(int(num), len(held_out))
+        if self.num < 10:
+            raise ConfigError(f'evaluation needs at least 10 samples; asked for {num}, held-out '
+                              f'split of {config.data.name} has {len(held_out)}')
+        self.batch_size = max(1, min(int(batch_size), self.num))
+        self.map = feature_map(config.data.name, gan.data_shape, features, features_dir,
+                               inception_weights)
+        self.seed = int(config.seed)
+        self.latent_dim = gan.latent_dim
+        self._constrain = constrain
+        self._num_devices = max(1, int(num_devices))
+        self._mixture = ((held_out.centers, held_out.std) if hasattr(held_out, 'centers')
+                         else None)
+        self._generate = make_generate_fn(gan)
+        self._real_call = jax.jit(self._real_body)
+        self._fake_call = jax.jit(self._fake_body, static_argnames='count')
+        self.reference = self.real_features(held_out)
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The metrics that `compare` reports with these features and data."""
+        names = ['fid', 'kid', 'kid_std', 'precision', 'recall', 'density', 'coverage']
+        if self.map.logits is not None:
+            names += ['is', 'is_std']
+        if self._mixture is not None:
+            names += ['modes_covered', 'high_quality', 'kl_to_uniform']
+        return tuple(names)
+
+    def _extract(self, stats, x):
+        f = self.map.features(x)
+        probs = None if self.map.logits is None else jax.nn.softmax(
+            self.map.logits(x).astype(np.float32), axis=-1)
+        return metrics.accumulate(stats, f), f, probs
+
+    def _real_body(self, stats, x):
+        return self._extract(stats, x)[:3]
+
+    def _fake_body(self, params, g_state, stats, key, count: int):
+        z = sample_latent(key, count, self.latent_dim)
+        if self._constrain is not None and count % self._num_devices == 0:
+            z = self._constrain(z)
+        x = self._generate(params, g_state, z)
+        stats, f, probs = self._extract(stats, x)
+        return stats, f, probs, (x if self._mixture is not None else None)
+
+    def _empty_stats(self, x_shape, dtype) -> metrics.FeatureStats:
+        shape = jax.eval_shape(self.map.features, jax.ShapeDtypeStruct(x_shape, dtype)).shape
+        return metrics.FeatureStats.empty(int(np.prod(shape[1:])))
+
+    @staticmethod
+    def _collect(parts) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        feats, probs, samples = zip(*parts)
+        return (np.concatenate(feats),
+                None if probs[0] is None else np.concatenate(probs),
+                None if samples[0] is None else np.concatenate(samples))
+
+    def real_features(self, source) -> _FeatureSet:
+        """Features of a seeded random subset of `num` examples of a data source.
+
+        A random subset, not the first `num`: sources may be stored in class order.
+        """
+        order = np.sort(np.random.default_rng(self.seed).permutation(len(source))[:self.num])
+        stats, parts = None, []
+        for i in range(0, self.num, self.batch_size):
+            x = source.get_batch(order[i:i + self.batch_size])['x']
+            if stats is None:
+                stats = self._empty_stats((self.batch_size,) + x.shape[1:], x.dtype)
+            stats, f, p = self._real_call(stats, x)
+            parts.append((_to_host(f), None if p is None else _to_host(p),
+                          x if self._mixture is not None else None))
+        feats, probs, samples = self._collect(parts)
+        return _FeatureSet(feats, stats, probs, samples)
+
+    def fake_features(self, params, g_state) -> _FeatureSet:
+        """Features of `num` samples of the generator (params, g_state), from fixed noise."""
+        rng = jax.random.fold_in(jax.random.PRNGKey(self.seed), _EVAL_NOISE_SALT)
+        stats, parts = None, []
+        for i in range(0, self.num, self.batch_size):
+            count = min(self.batch_size, self.num - i)
+            if stats is None:
+                x_shape = jax.eval_shape(self._generate, params, g_state, jax.ShapeDtypeStruct(
+                    (count, self.latent_dim), np.float32))
+                stats = self._empty_stats(x_shape.shape, x_shape.dtype)
+            stats, f, p, x = self._fake_call(params, g_state, stats, jax.random.fold_in(rng, i),
+                                             count=count)
+            parts.append((_to_host(f), None if p is None else _to_host(p),
+                          None if x is None else _to_host(x)))
+        feats, probs, samples = self._collect(parts)
+        return _FeatureSet(feats, stats, probs, samples)
+
+    def compare(self, other: _FeatureSet) -> dict[str, float]:
+        """All metrics of a feature set against the held-out reference.
+
+        Returns:
+          {name: value} for every name of `metric_names`.
+        """
+        ref = self.reference
+        out = {'fid': metrics.frechet_distance_from_stats(ref.stats, other.stats)}
+        # Subsets of half the samples, so that they differ and the std means something.
+        out.update(metrics.kid(ref.features, other.features, num_subsets=50,
+                               subset_size=min(1000, max(2, self.num // 2))))
+        out.update(metrics.precision_recall(ref.features, other.features, k=3))
+        out.update(metrics.density_coverage(ref.features, other.features, k=5))
+        if other.probs is not None:
+            out.update(metrics.inception_score(other.probs, splits=min(10, self.num)))
+        if self._mixture is not None:
+            modes = metrics.mode_statistics(other.samples, *self._mixture)
+            out.update({k: float(modes[k]) for k in ('modes_covered', 'high_quality',
+                                                      'kl_to_uniform')})
+        return out
+
+    def generator_metrics(self, params, g_state) -> dict[str, float]:
+        """Metrics of a generator against the held-out reference (see `compare`)."""
+        return self.compare(self.fake_features(params, g_state))
+
+
+def is_better(metric: str, value: float, best: float | None) -> bool:
+    """Whether `value` of `metric` improves on `best` (None: nothing yet; NaN never improves)."""
+    if not np.isfinite(value):
+        return False
+    if best is None or not np.isfinite(best):
+        return True
+    return value < best if METRIC_GOALS[metric] == 'min' else value > best
+
+
+def check_best_metric(metric: str, evaluator: Evaluator) -> None:
+    """Raises ConfigError unless `metric` is one that `evaluator` reports and has a direction."""
+    if metric not in METRIC_GOALS or metric not in evaluator.metric_names:
+        names = [m for m in evaluator.metric_names if m in METRIC_GOALS]
+        raise ConfigError(f'eval.best_metric={metric!r}: with {evaluator.map.description} on this '
+                          f'data it must be one of {names}')
 
 
 def evaluate(workdir: str, num: int = 5000, features_dir: str = '', step: int | None = None,
-             batch_size: int = 250) -> dict:
+             batch_size: int = 250, features: str = '', inception_weights: str = '',
+             best: bool = False) -> dict[str, Any]:
     """Evaluates a run's EMA generator; writes WORKDIR/eval/step_<step>.json.
 
     Args:
       workdir: the run's folder.
-      num: samples (capped at the held-out split's size, so both sides have the same count).
-      features_dir: folder of the feature classifier (default features/<data.name>).
+      num: samples (capped at the held-out and training splits' sizes, so every side has the same
+        count).
+      features_dir: classifier folder ('' = the run's eval.features_dir or features/<data.name>).
       step: checkpoint step (latest if None).
       batch_size: samples per compiled call.
+      features: one of FEATURES ('' = the run's eval.features).
+      inception_weights: Inception weights file ('' = the run's eval.inception_weights or the
+        default location).
+      best: evaluate the checkpoint kept in WORKDIR/best instead (`eval.best_metric`).
 
     Returns:
-      {'step', 'num', 'features', 'generator': {...}, 'real_vs_real': {...}}.
+      {'step', 'num', 'features', 'generator': {...}, 'real_vs_real': {...}, 'path'}.
     """
-    config, gan, state = train_lib.load_run(workdir, step)
-    held_out = data.build_source(config.data, 'eval')
+    config, gan, state = train_lib.load_run(workdir, step, best=best)
     train = data.build_source(config.data, 'train')
-    n = min(num, len(held_out), len(train))
-    if n < 10:
-        raise ConfigError(f'--num {num}: at least 10 samples are needed (held-out split: '
-                          f'{len(held_out)})')
-    fn, described = feature_function(config, gan.data_shape, features_dir)
-    generate = make_generate_fn(gan)
-    rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), _EVAL_NOISE_SALT)
-
-    def fake_batches():
-        for i in range(0, n, batch_size):
-            z = sample_latent(jax.random.fold_in(rng, i), min(batch_size, n - i), gan.latent_dim)
-            yield generate(state.ema_params, state.g_state, z)
-
-    def real_batches(source):
-        # A seeded random subset: sources may be stored in class order.
-        order = np.sort(np.random.default_rng(config.seed).permutation(len(source))[:n])
-        for i in range(0, n, batch_size):
-            yield source.get_batch(order[i:i + batch_size])['x']
-
-    reference = _feature_sets(fn, real_batches(held_out))
+    evaluator = Evaluator(config, gan, min(num, len(train)),
+                          features=features or config.eval.features,
+                          features_dir=features_dir or config.eval.features_dir,
+                          inception_weights=inception_weights or config.eval.inception_weights,
+                          batch_size=batch_size)
     result = {
-        'step': int(state.step), 'num': n, 'features': described,
-        'generator': _all_metrics(reference, _feature_sets(fn, fake_batches()), n),
-        'real_vs_real': _all_metrics(reference, _feature_sets(fn, real_batches(train)), n),
+        'step': int(state.step), 'num': evaluator.num, 'features': evaluator.map.description,
+        'generator': evaluator.generator_metrics(state.ema_params, state.g_state),
+        'real_vs_real': evaluator.compare(evaluator.real_features(train)),
     }
     out_dir = os.path.join(workdir, 'eval')
     os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f'step_{result["step"]:07d}.json')
+    name = f'{"best_" if best else ""}step_{result["step"]:07d}.json'
+    path = os.path.join(out_dir, name)
     with open(path + '.tmp', 'w', encoding='utf-8') as f:
         json.dump(result, f, indent=2)
     os.replace(path + '.tmp', path)
@@ -121,8 +311,8 @@ def evaluate(workdir: str, num: int = 5000, features_dir: str = '', step: int | 
 def format_table(result: dict) -> str:
     """The metrics as a text table: generator beside the real-vs-real floor."""
     lines = [f"step {result['step']}, {result['num']} samples vs held-out, {result['features']}",
-             f"{'metric':12s} {'generator':>12s} {'real vs real':>14s}"]
+             f"{'metric':14s} {'generator':>12s} {'real vs real':>14s}"]
     for key in result['generator']:
-        lines.append(f"{key:12s} {result['generator'][key]:12.4f} "
+        lines.append(f"{key:14s} {result['generator'][key]:12.4f} "
                      f"{result['real_vs_real'][key]:14.4f}")
     return '\n'.join(lines)

@@ -27,6 +27,10 @@ class MetricsWriter:
         self._file = open(self.path, 'a', encoding='utf-8')
         from tensorboardX import SummaryWriter  # noqa: PLC0415 (pulls protobuf; only for training)
         self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'), purge_step=resume_step)
+        self.eval_path = os.path.join(workdir, 'eval', 'history.jsonl')
+        if resume_step is not None:
+            truncate_jsonl(self.eval_path, resume_step)
+        self._eval_file = None
 
     def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
         """Writes one record of scalars for `step`."""
@@ -36,6 +40,17 @@ class MetricsWriter:
         for k, v in scalars.items():
             self._tb.add_scalar(k, float(v), int(step))
 
+    def write_eval(self, step: int, values: Mapping[str, float]) -> None:
+        """Writes one evaluation: a line of WORKDIR/eval/history.jsonl and eval/* scalars."""
+        if self._eval_file is None:
+            os.makedirs(os.path.dirname(self.eval_path), exist_ok=True)
+            self._eval_file = open(self.eval_path, 'a', encoding='utf-8')
+        self._eval_file.write(json.dumps({'step': int(step),
+                                          **{k: float(v) for k, v in values.items()}}) + '\n')
+        self._eval_file.flush()
+        for k, v in values.items():
+            self._tb.add_scalar(f'eval/{k}', float(v), int(step))
+
     def write_image(self, step: int, tag: str, picture: np.ndarray) -> None:
         """Writes a uint8 [H, W, C] picture to TensorBoard."""
         self._tb.add_image(tag, picture, int(step), dataformats='HWC')
@@ -43,6 +58,8 @@ class MetricsWriter:
     def close(self) -> None:
         """Flushes and closes both writers."""
         self._file.close()
+        if self._eval_file is not None:
+            self._eval_file.close()
         self._tb.close()
 
 
@@ -102,6 +119,52 @@ def plot_losses(metrics_path: str, out_path: str) -> bool:
         ax.set_title(title)
         ax.set_xlabel('step')
         ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = out_path + '.tmp.png'
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, out_path)
+    return True
+
+
+def plot_eval(history_path: str, out_path: str, floor: Mapping[str, float] | None = None) -> bool:
+    """Plots the evaluations of a run over training (WORKDIR/eval/history.jsonl) as PNG.
+
+    Panels: FID; precision, recall, density and coverage; and, for Gaussian mixtures, the modes
+    covered and the high-quality fraction.
+
+    Args:
+      history_path: the JSON-lines file of evaluations.
+      out_path: the PNG to write.
+      floor: optional real-vs-real values, drawn as dotted lines in the metric's colour.
+
+    Returns:
+      True if a plot was written (False when there are no evaluations).
+    """
+    records = read_jsonl(history_path)
+    if not records:
+        return False
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    steps = np.array([r['step'] for r in records])
+    panels = [('Fréchet distance', ('fid',)),
+              ('k-NN manifold metrics', ('precision', 'recall', 'density', 'coverage'))]
+    if 'modes_covered' in records[0]:
+        panels.append(('modes covered', ('modes_covered',)))
+        panels.append(('high-quality fraction', ('high_quality',)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), dpi=100)
+    for ax, (title, keys) in zip(axes, panels):
+        for k in keys:
+            line, = ax.plot(steps, [r.get(k, np.nan) for r in records], marker='.', label=k)
+            if floor is not None and k in floor:
+                ax.axhline(floor[k], color=line.get_color(), linestyle=':', linewidth=1)
+        ax.set_title(title + (' (dotted: real vs real)' if floor else ''), fontsize=9)
+        ax.set_xlabel('step')
+        if len(keys) > 1:
+            ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     tmp = out_path + '.tmp.png'

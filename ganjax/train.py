@@ -10,6 +10,10 @@ workdir holds one run:
     WORKDIR/tensorboard/     TensorBoard event files (scalars and sample grids)
     WORKDIR/samples/         PNG grids of EMA-generator samples from fixed noise
     WORKDIR/losses.png       loss curves, written at the end of training
+    WORKDIR/eval.png         evaluation metrics over training (when `eval.every` > 0)
+    WORKDIR/eval/            history.jsonl of the evaluations every `eval.every` steps (and the
+                             JSON reports of `ganjax eval`)
+    WORKDIR/best/            the checkpoint with the best `eval.best_metric` so far, and best.json
 """
 
 import json
@@ -38,6 +42,10 @@ RESUMABLE_CHANGES = frozenset({
     'train.steps_per_call', 'data.on_device', 'data.on_device_max_mb', 'parallel.strategy',
     'parallel.num_devices', 'parallel.fsdp', 'parallel.fsdp_min_size', 'parallel.distributed',
     'parallel.coordinator_address', 'parallel.num_processes', 'parallel.process_id',
+    # Measuring does not change what is trained. (A new eval.best_metric or feature set restarts
+    # the best-checkpoint record: values of different metrics are not comparable.)
+    'eval.every', 'eval.num_samples', 'eval.batch_size', 'eval.features', 'eval.features_dir',
+    'eval.inception_weights', 'eval.best_metric',
 })
 
 # Folded into the seed for the fixed noise of the sample grids, so they do not share randomness
@@ -181,6 +189,20 @@ class _Trainer:
         self.fixed_z = sample_latent(
             jax.random.fold_in(jax.random.PRNGKey(config.seed), _SAMPLE_NOISE_SALT),
             config.train.num_samples, self.gan.latent_dim)
+        # The evaluator is built before the workdir is touched too: a missing feature classifier
+        # or weights file is a config error, not a failure after the first thousand steps.
+        self.evaluator, self.best = None, None
+        if config.eval.every:
+            from ganjax import evaluate  # noqa: PLC0415 (evaluate imports this module)
+            self.evaluator = evaluate.Evaluator(
+                config, self.gan, config.eval.num_samples, features=config.eval.features,
+                features_dir=config.eval.features_dir,
+                inception_weights=config.eval.inception_weights,
+                batch_size=config.eval.batch_size,
+                constrain=self.par._constrain if self.par.strategy == 'jit' else None,
+                num_devices=len(self.par.devices))
+            if config.eval.best_metric:
+                evaluate.check_best_metric(config.eval.best_metric, self.evaluator)
         self.ckpt = None
         self.pending = None  # (first step, device metrics) not yet checked
         self.window: list[dict[str, float]] = []
@@ -198,6 +220,9 @@ class _Trainer:
                 'devices': [str(d) for d in self.par.devices]})
         self.ckpt = checkpoint.Checkpointer(os.path.join(self.workdir, 'checkpoints'),
                                             self.config.train.keep_checkpoints)
+        if self.evaluator is not None and self.config.eval.best_metric:
+            self.best = _BestCheckpoint(self.workdir, self.config.eval.best_metric,
+                                        write=self.is_chief)
 
     def _check_pending(self) -> None:
         if self.pending is None:
@@ -268,9 +293,10 @@ class _Trainer:
             data_x = self.par.put_dataset(_read_all(self.source))
         state = self.par.place_state(state)
         k = cfg.train.steps_per_call
-        events = (cfg.train.log_every, cfg.train.sample_every, cfg.train.checkpoint_every)
+        events = (cfg.train.log_every, cfg.train.sample_every, cfg.train.checkpoint_every) + \
+            ((cfg.eval.every,) if self.evaluator is not None else ())
         progress = _progress_bar(cfg, step, num_steps)
-        interrupted, sampled = None, None
+        interrupted, sampled, evaluated = None, None, None
         try:
             with _StopRequest() as stop:
                 # Throughput is measured from the end of the first call, which compiles.
@@ -308,6 +334,10 @@ class _Trainer:
                     if step % cfg.train.checkpoint_every == 0:
                         self._check_pending()
                         self.ckpt.save(step, self.par.canonical_state(state), iterator.position)
+                    if self.evaluator is not None and step % cfg.eval.every == 0:
+                        self._check_pending()
+                        self.run_eval(self.par.canonical_state(state), iterator.position, writer)
+                        evaluated = step
                 self._check_pending()
                 interrupted = stop.signal_name
             state = self.par.canonical_state(state)
@@ -327,10 +357,28 @@ class _Trainer:
             iterator.close()
             self.ckpt.wait()
         if not interrupted:
+            # The final state is always measured, so the run's last number is its own.
+            if self.evaluator is not None and evaluated != step:
+                self.run_eval(state, iterator.position, writer)
             self._finish(state, writer, samples=sampled != step)
         else:
             writer.close()
         return state
+
+    def run_eval(self, state: GANState, data_position: int, writer) -> dict[str, float]:
+        """Evaluates the EMA generator of the canonical `state`, logs the metrics, and keeps the
+        checkpoint if it is the best so far."""
+        t0 = time.perf_counter()
+        values = self.evaluator.generator_metrics(state.ema_params, state.g_state)
+        step = int(state.step)
+        writer.write_eval(step, values)
+        line = '  '.join(f'{k} {v:.4g}' for k, v in values.items() if not k.endswith('_std'))
+        note = ''
+        if self.best is not None and self.best.offer(step, values, state, data_position):
+            note = f'  (best {self.best.metric} so far: kept in {self.best.directory})'
+        log(f'eval at step {step} ({self.evaluator.num} samples, '
+            f'{time.perf_counter() - t0:.1f} s): {line}{note}')
+        return values
 
     def _log_window(self, step, rate, writer, progress):
         if not self.window:
@@ -358,8 +406,54 @@ class _Trainer:
         writer.close()
         plotted = self.is_chief and summaries.plot_losses(
             os.path.join(self.workdir, 'metrics.jsonl'), os.path.join(self.workdir, 'losses.png'))
+        if self.is_chief and self.evaluator is not None:
+            summaries.plot_eval(os.path.join(self.workdir, 'eval', 'history.jsonl'),
+                                os.path.join(self.workdir, 'eval.png'))
         log(f'done at step {step}: samples {path}' +
             (f', loss curves {os.path.join(self.workdir, "losses.png")}' if plotted else ''))
+
+
+class _BestCheckpoint:
+    """WORKDIR/best: the checkpoint with the best value of one evaluation metric so far.
+
+    best.json ({metric, value, step, metrics}) is written only after the checkpoint is complete
+    on disk, so it never names a checkpoint that is not there; after a crash between the two the
+    record is the previous (worse) one, and the next better evaluation replaces both.
+    """
+
+    def __init__(self, workdir: str, metric: str, write: bool = True):
+        self.metric = metric
+        self.directory = os.path.join(workdir, 'best')
+        self.path = os.path.join(self.directory, 'best.json')
+        self._write = write
+        self.value = None
+        if os.path.exists(self.path):
+            with open(self.path, encoding='utf-8') as f:
+                record = json.load(f)
+            if record.get('metric') == metric:
+                self.value = record['value']
+            else:
+                log(f"best checkpoint so far was chosen by {record.get('metric')}; now choosing "
+                    f'by {metric}, the record starts over')
+        self._ckpt = checkpoint.Checkpointer(self.directory, max_to_keep=1)
+
+    def offer(self, step: int, values: dict[str, float], state: GANState,
+              data_position: int) -> bool:
+        """Keeps `state` if values[metric] improves on the best so far; returns whether it did."""
+        from ganjax.evaluate import is_better  # noqa: PLC0415 (evaluate imports this module)
+        value = values[self.metric]
+        if not is_better(self.metric, value, self.value):
+            return False
+        self._ckpt.save(step, state, data_position)
+        self._ckpt.wait()
+        self.value = value
+        if self._write:
+            _write_json_atomic(self.path, {'metric': self.metric, 'value': value, 'step': step,
+                                           'metrics': values})
+        return True
+
+    def close(self) -> None:
+        self._ckpt.close()
 
 
 class _NullWriter:
@@ -367,6 +461,9 @@ class _NullWriter:
 
     def write_scalars(self, step, scalars):
         del step, scalars
+
+    def write_eval(self, step, values):
+        del step, values
 
     def write_image(self, step, tag, picture):
         del step, tag, picture
@@ -430,14 +527,17 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> GANState:
         return trainer.run()
     finally:
         trainer.ckpt.close()
+        if trainer.best is not None:
+            trainer.best.close()
 
 
-def load_run(workdir: str, step: int | None = None):
+def load_run(workdir: str, step: int | None = None, best: bool = False):
     """Restores a run's GANDef and GANState (for sampling and evaluation).
 
     Args:
       workdir: the run's folder.
       step: checkpoint step; the latest if None.
+      best: restore the checkpoint kept in WORKDIR/best (by `eval.best_metric`) instead.
 
     Returns:
       (config, gan, state).
@@ -450,7 +550,11 @@ def load_run(workdir: str, step: int | None = None):
     with open(info_path, encoding='utf-8') as f:
         data_shape = tuple(json.load(f)['data_shape'])
     gan = build_gan(config, data_shape)
-    ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+    folder = os.path.join(workdir, 'best' if best else 'checkpoints')
+    if best and not os.path.exists(os.path.join(folder, 'best.json')):
+        raise ConfigError(f'{workdir} has no best checkpoint (it is kept when a run evaluates '
+                          'during training: eval.every > 0 and eval.best_metric set)')
+    ckpt = checkpoint.Checkpointer(folder)
     try:
         if ckpt.latest_step() is None:
             raise ConfigError(f'{workdir} has no checkpoint yet')

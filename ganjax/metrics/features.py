@@ -137,14 +137,15 @@ def train_classifier(data_config: Any, out_dir: str, epochs: int = 20, batch_siz
     return info
 
 
-def load_classifier_features(out_dir: str) -> tuple[Callable[[jax.Array], jax.Array], dict]:
-    """Loads a classifier saved by `train_classifier` as a feature function.
+def load_classifier(out_dir: str) -> tuple[Callable, Callable, dict]:
+    """Loads a classifier saved by `train_classifier`.
 
     Args:
       out_dir: the folder given to `train_classifier`.
 
     Returns:
-      (features(x [B, *data_shape] as stored, uint8 or float) -> [B, FEATURE_DIM], metadata).
+      (features(x) -> [B, FEATURE_DIM], logits(x) -> [B, classes], metadata); both take x
+      [B, *data_shape] as stored (uint8 or float) and are pure functions closing over the weights.
 
     Raises:
       ConfigError: the folder holds no classifier (the message says how to make one).
@@ -166,6 +167,15 @@ def load_classifier_features(out_dir: str) -> tuple[Callable[[jax.Array], jax.Ar
     def features(x: jax.Array) -> jax.Array:
         return model.apply({'params': params}, normalize(x), features_only=True)
 
+    def logits(x: jax.Array) -> jax.Array:
+        return model.apply({'params': params}, normalize(x))
+
+    return features, logits, info
+
+
+def load_classifier_features(out_dir: str) -> tuple[Callable[[jax.Array], jax.Array], dict]:
+    """The feature function and metadata of `load_classifier` (see there)."""
+    features, _, info = load_classifier(out_dir)
     return features, info
 
 
