@@ -42,7 +42,12 @@ FEATURES = ('auto', 'raw', 'classifier', 'inception')
 
 class FeatureMap(NamedTuple):
     """A feature extractor: `features(x) -> [B, d]`, optional class `logits(x)` (for the
-    Inception Score), and a description for reports."""
+    Inception Score), and a description for reports.
+
+    The functions may be `jax.tree_util.Partial`s carrying their weights as pytree leaves (the
+    Inception network's 95 MB); the Evaluator passes them into its compiled calls as arguments,
+    so the weights are inputs rather than constants folded into every compiled program.
+    """
     features: Callable[[jax.Array], jax.Array]
     logits: Callable[[jax.Array], jax.Array] | None
     description: str
@@ -78,7 +83,10 @@ def feature_map(data_name: str, data_shape: tuple, kind: str = 'auto', features_
             raise ConfigError(f'Inception features need images [H, W, 1 or 3]; the run has data '
                               f'of shape {tuple(data_shape)} (use eval.features=classifier)')
         from ganjax.metrics import inception  # noqa: PLC0415 (a large module, images only)
-        fn, logits, info = inception.load_inception(inception_weights)
+        # Full float32 convolutions: GPUs would otherwise use TF32, and FID is compared across
+        # machines.
+        fn, logits, info = inception.load_inception(inception_weights,
+                                                    precision=jax.lax.Precision.HIGHEST)
         return FeatureMap(fn, logits, f"Inception pool3 features ({info['path']})")
     folder = features_dir or os.path.join('features', data_name)
     fn, logits, info = features_lib.load_classifier(folder)
@@ -146,6 +154,9 @@ class Evaluator:
         self._mixture = ((held_out.centers, held_out.std) if hasattr(held_out, 'centers')
                          else None)
         self._generate = make_generate_fn(gan)
+        self._fns = tuple(f if f is None or isinstance(f, jax.tree_util.Partial)
+                          else jax.tree_util.Partial(f)
+                          for f in (self.map.features, self.map.logits))
         self._real_call = jax.jit(self._real_body)
         self._fake_call = jax.jit(self._fake_body, static_argnames='count')
         self.reference = self.real_features(held_out)
@@ -160,21 +171,22 @@ class Evaluator:
             names += ['modes_covered', 'high_quality', 'kl_to_uniform']
         return tuple(names)
 
-    def _extract(self, stats, x):
-        f = self.map.features(x)
-        probs = None if self.map.logits is None else jax.nn.softmax(
-            self.map.logits(x).astype(np.float32), axis=-1)
+    @staticmethod
+    def _extract(fns, stats, x):
+        features, logits = fns
+        f = features(x)
+        probs = None if logits is None else jax.nn.softmax(logits(x).astype(np.float32), axis=-1)
         return metrics.accumulate(stats, f), f, probs
 
-    def _real_body(self, stats, x):
-        return self._extract(stats, x)[:3]
+    def _real_body(self, fns, stats, x):
+        return self._extract(fns, stats, x)
 
-    def _fake_body(self, params, g_state, stats, key, count: int):
+    def _fake_body(self, fns, params, g_state, stats, key, count: int):
         z = sample_latent(key, count, self.latent_dim)
         if self._constrain is not None and count % self._num_devices == 0:
             z = self._constrain(z)
         x = self._generate(params, g_state, z)
-        stats, f, probs = self._extract(stats, x)
+        stats, f, probs = self._extract(fns, stats, x)
         return stats, f, probs, (x if self._mixture is not None else None)
 
     def _empty_stats(self, x_shape, dtype) -> metrics.FeatureStats:
@@ -199,7 +211,7 @@ class Evaluator:
             x = source.get_batch(order[i:i + self.batch_size])['x']
             if stats is None:
                 stats = self._empty_stats((self.batch_size,) + x.shape[1:], x.dtype)
-            stats, f, p = self._real_call(stats, x)
+            stats, f, p = self._real_call(self._fns, stats, x)
             parts.append((_to_host(f), None if p is None else _to_host(p),
                           x if self._mixture is not None else None))
         feats, probs, samples = self._collect(parts)
@@ -215,8 +227,8 @@ class Evaluator:
                 x_shape = jax.eval_shape(self._generate, params, g_state, jax.ShapeDtypeStruct(
                     (count, self.latent_dim), np.float32))
                 stats = self._empty_stats(x_shape.shape, x_shape.dtype)
-            stats, f, p, x = self._fake_call(params, g_state, stats, jax.random.fold_in(rng, i),
-                                             count=count)
+            stats, f, p, x = self._fake_call(self._fns, params, g_state, stats,
+                                             jax.random.fold_in(rng, i), count=count)
             parts.append((_to_host(f), None if p is None else _to_host(p),
                           None if x is None else _to_host(x)))
         feats, probs, samples = self._collect(parts)
