@@ -3,7 +3,8 @@ simulated devices, train the same run as one process with 4 devices.
 
 Each process loads only its half of every critic batch, the step runs as one program over the 4
 devices of both processes, orbax writes each checkpoint once, and one process writes the run's
-files. The result must match the one-process run to float32 rounding.
+files. The result must match the one-process run to float32 rounding, and so must the evaluations
+during training (features gathered from both processes, history and best checkpoint written once).
 """
 
 import os
@@ -27,7 +28,10 @@ ARGS = ['--config.model.latent_dim=8', '--config.model.g_features=4',
         '--config.model.d_features=4', '--config.data.batch_size=8',
         f'--config.train.num_steps={STEPS}', '--config.train.checkpoint_every=2',
         '--config.train.log_every=1', '--config.train.sample_every=100',
-        '--config.train.num_samples=4', '--config.train.progress=false']
+        '--config.train.num_samples=4', '--config.train.progress=false',
+        # Evaluation at step 2 and at the end, sharded over the 4 devices of both processes.
+        '--config.eval.every=2', '--config.eval.num_samples=16', '--config.eval.batch_size=8',
+        '--config.eval.features=raw']
 
 
 def _free_port() -> int:
@@ -80,3 +84,10 @@ def test_two_processes_equal_one_process(tmp_path):
     reference = summaries.read_jsonl(str(tmp_path / 'one' / 'metrics.jsonl'))
     np.testing.assert_allclose([r['d_loss'] for r in records],
                                [r['d_loss'] for r in reference], rtol=1e-5)
+    evals = summaries.read_jsonl(os.path.join(workdir, 'eval', 'history.jsonl'))
+    eval_reference = summaries.read_jsonl(str(tmp_path / 'one' / 'eval' / 'history.jsonl'))
+    assert [r['step'] for r in evals] == [2, 3]
+    for key in ('fid', 'precision', 'recall', 'coverage'):
+        np.testing.assert_allclose([r[key] for r in evals], [r[key] for r in eval_reference],
+                                   rtol=1e-4, atol=1e-6, err_msg=key)
+    assert os.path.exists(os.path.join(workdir, 'best', 'best.json'))
