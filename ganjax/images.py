@@ -41,7 +41,7 @@ def make_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.
     return grid
 
 
-def samples_figure(samples: np.ndarray) -> np.ndarray:
+def samples_figure(samples: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """Renders a batch of samples of any data shape as one RGB or grayscale uint8 picture.
 
     Images [N, H, W, C] become a grid; 2D points a scatter plot; other vectors and 1D sequences a
@@ -49,6 +49,9 @@ def samples_figure(samples: np.ndarray) -> np.ndarray:
 
     Args:
       samples: float [N, ...] in the model's output range.
+      reference: optional real 2D points [M, 2], drawn in grey behind a scatter plot; they fix the
+        axes (their range plus half of it on each side), so pictures from different steps of a
+        run compare at one scale. Samples outside are counted in the title.
 
     Returns:
       uint8 [H, W, C] picture.
@@ -62,9 +65,20 @@ def samples_figure(samples: np.ndarray) -> np.ndarray:
 
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     if samples.ndim == 2 and samples.shape[1] == 2:
+        title = f'{len(samples)} samples'
+        if reference is not None:
+            reference = np.asarray(reference, np.float32)
+            ax.scatter(reference[:, 0], reference[:, 1], s=4, c='0.75', label='real')
+            lo, hi = reference.min(axis=0), reference.max(axis=0)
+            lo, hi = lo - 0.5 * (hi - lo), hi + 0.5 * (hi - lo)
+            ax.set_xlim(lo[0], hi[0])
+            ax.set_ylim(lo[1], hi[1])
+            outside = int(np.sum(np.any((samples < lo) | (samples > hi), axis=1)))
+            if outside:
+                title += f' ({outside} outside the axes)'
         ax.scatter(samples[:, 0], samples[:, 1], s=4, alpha=0.6)
         ax.set_aspect('equal')
-        ax.set_title(f'{len(samples)} samples')
+        ax.set_title(title)
     else:
         flat = samples.reshape(len(samples), -1)
         im = ax.imshow(flat, aspect='auto', interpolation='nearest', cmap='viridis')

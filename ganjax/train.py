@@ -203,6 +203,11 @@ class _Trainer:
                 num_devices=len(self.par.devices))
             if config.eval.best_metric:
                 evaluate.check_best_metric(config.eval.best_metric, self.evaluator)
+        # 2D data: real points behind every scatter plot of samples, for one scale over the run.
+        self.reference_points = None
+        if self.data_shape == (2,):
+            self.reference_points = self.source.get_batch(
+                np.arange(min(512, len(self.source))))['x']
         self.ckpt = None
         self.pending = None  # (first step, device metrics) not yet checked
         self.window: list[dict[str, float]] = []
@@ -243,7 +248,7 @@ class _Trainer:
         step = int(state.step)
         path = os.path.join(self.workdir, 'samples', f'step_{step:07d}.png')
         if self.is_chief:
-            picture = images.samples_figure(x)
+            picture = images.samples_figure(x, self.reference_points)
             images.save_png(picture, path)
             writer.write_image(step, 'samples/ema', picture)
         return path
