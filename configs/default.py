@@ -97,7 +97,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval = ml_collections.ConfigDict()
     config.eval.every = 0  # steps between evaluations (0 = none during training)
     config.eval.num_samples = 2000  # generated and held-out samples (capped at the held-out size)
-    config.eval.batch_size = 250  # samples per compiled generate-and-extract call
+    config.eval.batch_size = 250  # samples per generate-and-extract batch (50 batches per call)
     # auto (raw values for vectors, classifier for images) | raw | classifier | inception
     config.eval.features = 'auto'
     config.eval.features_dir = ''  # classifier of `ganjax train-features` ('' = features/<data.name>)

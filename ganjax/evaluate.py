@@ -10,8 +10,9 @@ Features (`eval.features`):
 
 An `Evaluator` fixes the held-out reference (features and their statistics, computed once) and the
 generator's noise, so successive evaluations of a training run differ only through the generator.
-Generation, feature extraction and the FID statistics run in one compiled call per batch, with the
-batch sharded over the devices when a `constrain` function is given (the training mesh's).
+Generation, feature extraction and the FID statistics run in compiled calls that each scan over up
+to 50 batches (carrying the statistics), with every batch sharded over the devices when a
+`constrain` function is given (the training mesh's).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from ganjax.metrics import features as features_lib
 from ganjax.train_step import make_generate_fn, sample_latent
 
 _EVAL_NOISE_SALT = 0xE7A1
+# Batches per compiled call: 50,000 samples in batches of 250 are 4 calls of a scan over 50
+# batches, not 200 dispatches; the features of a call (50 x 250 x 2048 float32 for Inception,
+# 100 MB) stay small next to accelerator memory.
+_BATCHES_PER_CALL = 50
 
 #: Every metric an evaluation can report, with the direction in which it improves.
 METRIC_GOALS = {
@@ -97,6 +102,11 @@ def feature_map(data_name: str, data_shape: tuple, kind: str = 'auto', features_
                                   f'{info["held_out_accuracy"]:.4f})')
 
 
+def _flat(x: jax.Array | None) -> jax.Array | None:
+    """[k, B, ...] -> [k * B, ...] (None stays None)."""
+    return None if x is None else x.reshape((-1,) + x.shape[2:])
+
+
 def _to_host(x: jax.Array) -> np.ndarray:
     if jax.process_count() > 1 and not x.is_fully_addressable:
         from jax.experimental import multihost_utils  # noqa: PLC0415
@@ -131,7 +141,7 @@ class Evaluator:
           features: one of FEATURES.
           features_dir: classifier folder ('' = features/<data.name>).
           inception_weights: Inception weights file ('' = default location).
-          batch_size: examples per compiled call.
+          batch_size: examples per batch (a compiled call scans over up to 50 batches).
           constrain: shards a batch over the devices (inside jit); batches whose size does not
             divide `num_devices` are left unconstrained.
           num_devices: devices that `constrain` spreads a batch over.
@@ -178,20 +188,44 @@ class Evaluator:
         probs = None if logits is None else jax.nn.softmax(logits(x).astype(np.float32), axis=-1)
         return metrics.accumulate(stats, f), f, probs
 
-    def _real_body(self, fns, stats, x):
-        return self._extract(fns, stats, x)
+    def _real_body(self, fns, stats, xs):
+        # xs [k, B, ...]: k batches in one compiled call, statistics carried through a scan.
+        def body(stats, x):
+            stats, f, probs = self._extract(fns, stats, x)
+            return stats, (f, probs)
+        stats, (f, probs) = jax.lax.scan(body, stats, xs)
+        return stats, _flat(f), _flat(probs)
 
-    def _fake_body(self, fns, params, g_state, stats, key, count: int):
-        z = sample_latent(key, count, self.latent_dim)
-        if self._constrain is not None and count % self._num_devices == 0:
-            z = self._constrain(z)
-        x = self._generate(params, g_state, z)
-        stats, f, probs = self._extract(fns, stats, x)
-        return stats, f, probs, (x if self._mixture is not None else None)
+    def _fake_body(self, fns, params, g_state, stats, rng, offsets, count: int):
+        # One batch of `count` samples per offset, noise folded from the offset: the samples do
+        # not depend on how batches are grouped into calls.
+        def body(stats, offset):
+            z = sample_latent(jax.random.fold_in(rng, offset), count, self.latent_dim)
+            if self._constrain is not None and count % self._num_devices == 0:
+                z = self._constrain(z)
+            x = self._generate(params, g_state, z)
+            stats, f, probs = self._extract(fns, stats, x)
+            return stats, (f, probs, x if self._mixture is not None else None)
+        stats, (f, probs, x) = jax.lax.scan(body, stats, offsets)
+        return stats, _flat(f), _flat(probs), _flat(x)
 
     def _empty_stats(self, x_shape, dtype) -> metrics.FeatureStats:
         shape = jax.eval_shape(self.map.features, jax.ShapeDtypeStruct(x_shape, dtype)).shape
         return metrics.FeatureStats.empty(int(np.prod(shape[1:])))
+
+    def _calls(self) -> list[tuple[list[int], int]]:
+        """The compiled calls that cover `num` samples: (batch start offsets, batch size) each.
+
+        Full batches go `_BATCHES_PER_CALL` to a call; a last partial batch gets its own call.
+        """
+        b = self.batch_size
+        full = list(range(0, self.num - b + 1, b))
+        calls = [(full[i:i + _BATCHES_PER_CALL], b)
+                 for i in range(0, len(full), _BATCHES_PER_CALL)]
+        done = len(full) * b
+        if done < self.num:
+            calls.append(([done], self.num - done))
+        return calls
 
     @staticmethod
     def _collect(parts) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -207,11 +241,12 @@ class Evaluator:
         """
         order = np.sort(np.random.default_rng(self.seed).permutation(len(source))[:self.num])
         stats, parts = None, []
-        for i in range(0, self.num, self.batch_size):
-            x = source.get_batch(order[i:i + self.batch_size])['x']
+        for offsets, count in self._calls():
+            x = source.get_batch(order[offsets[0]:offsets[-1] + count])['x']
             if stats is None:
-                stats = self._empty_stats((self.batch_size,) + x.shape[1:], x.dtype)
-            stats, f, p = self._real_call(self._fns, stats, x)
+                stats = self._empty_stats((count,) + x.shape[1:], x.dtype)
+            stats, f, p = self._real_call(self._fns, stats,
+                                          x.reshape((len(offsets), count) + x.shape[1:]))
             parts.append((_to_host(f), None if p is None else _to_host(p),
                           x if self._mixture is not None else None))
         feats, probs, samples = self._collect(parts)
@@ -221,14 +256,13 @@ class Evaluator:
         """Features of `num` samples of the generator (params, g_state), from fixed noise."""
         rng = jax.random.fold_in(jax.random.PRNGKey(self.seed), _EVAL_NOISE_SALT)
         stats, parts = None, []
-        for i in range(0, self.num, self.batch_size):
-            count = min(self.batch_size, self.num - i)
+        for offsets, count in self._calls():
             if stats is None:
                 x_shape = jax.eval_shape(self._generate, params, g_state, jax.ShapeDtypeStruct(
                     (count, self.latent_dim), np.float32))
                 stats = self._empty_stats(x_shape.shape, x_shape.dtype)
-            stats, f, p, x = self._fake_call(self._fns, params, g_state, stats,
-                                             jax.random.fold_in(rng, i), count=count)
+            stats, f, p, x = self._fake_call(self._fns, params, g_state, stats, rng,
+                                             np.asarray(offsets, np.int32), count=count)
             parts.append((_to_host(f), None if p is None else _to_host(p),
                           None if x is None else _to_host(x)))
         feats, probs, samples = self._collect(parts)
@@ -288,7 +322,7 @@ def evaluate(workdir: str, num: int = 5000, features_dir: str = '', step: int | 
         count).
       features_dir: classifier folder ('' = the run's eval.features_dir or features/<data.name>).
       step: checkpoint step (latest if None).
-      batch_size: samples per compiled call.
+      batch_size: samples per batch.
       features: one of FEATURES ('' = the run's eval.features).
       inception_weights: Inception weights file ('' = the run's eval.inception_weights or the
         default location).

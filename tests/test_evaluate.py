@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from ganjax import evaluate, parallel, summaries
+from ganjax import data, evaluate, parallel, summaries
 from ganjax import train as train_lib
 from ganjax.cli import main
 from ganjax.errors import ConfigError
@@ -139,3 +139,21 @@ def test_is_better_follows_each_metrics_direction():
     assert not evaluate.is_better('fid', float('nan'), None)
     assert evaluate.is_better('kl_to_uniform', 0.1, float('nan'))
     assert set(evaluate.METRIC_GOALS.values()) == {'min', 'max'}
+
+
+def test_grouping_batches_into_compiled_calls_does_not_change_the_features(monkeypatch):
+    config = tiny_config('mlp', data__name='ring8', data__batch_size=32)
+    gan = build_gan(config, (2,))
+    state = create_state(config, gan)
+    ev = evaluate.Evaluator(config, gan, 100, batch_size=32)
+    assert ev._calls() == [([0, 32, 64], 32), ([96], 4)]
+    held_out = data.build_source(config.data, 'eval')
+    one_call = ev.fake_features(state.ema_params, state.g_state), ev.real_features(held_out)
+    monkeypatch.setattr(evaluate, '_BATCHES_PER_CALL', 2)
+    assert ev._calls() == [([0, 32], 32), ([64], 32), ([96], 4)]
+    two_calls = ev.fake_features(state.ema_params, state.g_state), ev.real_features(held_out)
+    for a, b in zip(one_call, two_calls):
+        np.testing.assert_allclose(b.features, a.features, rtol=1e-6)
+        np.testing.assert_allclose(b.samples, a.samples, rtol=1e-6)
+        np.testing.assert_allclose(b.stats.outer, a.stats.outer, rtol=1e-5, atol=1e-5)
+        assert int(b.stats.count) == int(a.stats.count) == 100
