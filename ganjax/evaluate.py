@@ -282,7 +282,10 @@ class Evaluator:
         out.update(metrics.precision_recall(ref.features, other.features, k=3))
         out.update(metrics.density_coverage(ref.features, other.features, k=5))
         if other.probs is not None:
-            out.update(metrics.inception_score(other.probs, splits=min(10, self.num)))
+            # IS splits must be random subsets; a real subset comes in index order, which for
+            # class-sorted data would put one class in each split.
+            probs = other.probs[np.random.default_rng(0).permutation(len(other.probs))]
+            out.update(metrics.inception_score(probs, splits=min(10, self.num)))
         if self._mixture is not None:
             modes = metrics.mode_statistics(other.samples, *self._mixture)
             out.update({k: float(modes[k]) for k in ('modes_covered', 'high_quality',
