@@ -1,11 +1,12 @@
 """Mode collapse on 2D Gaussian mixtures: modes covered and high-quality samples per loss and seed.
 
-Trains configs/mlp_ring8.py (or --config, e.g. configs/mlp_grid25.py) once per (loss variant, seed); the run's own evaluations (`eval.every`)
-score its EMA generator with `ganjax.metrics.mode_statistics` (a sample is high quality within 3 std
-of its nearest mode; a mode is covered when it gets at least 1/32 of the samples as high-quality
-ones) on fixed noise, several times over training. Writes
-benchmarks/results/mode_collapse_<data.name>_<device>.json, a PNG of every run's final samples (rows:
-variants, columns: seeds) and per variant a PNG of the samples over training (rows: seeds).
+Trains configs/mlp_ring8.py (or --config, e.g. configs/mlp_grid25.py) once per (loss variant,
+seed); the run's own evaluations (`eval.every`) score its EMA generator with
+`ganjax.metrics.mode_statistics` (a sample is high quality within 3 std of its nearest mode; a mode
+is covered when it gets at least 1/4 of its uniform share as high-quality samples) on fixed noise,
+several times over training. Writes benchmarks/results/mode_collapse_<data.name>_<device>.json, a
+PNG of every run's final samples (rows: variants, columns: seeds) and per variant a PNG of the
+samples over training (rows: seeds).
 
     python benchmarks/mode_collapse.py            # 4 variants x 5 seeds, the config's 10000 steps
     python benchmarks/mode_collapse.py --seeds 1 --steps 500

@@ -100,7 +100,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.batch_size = 250  # samples per generate-and-extract batch (50 batches per call)
     # auto (raw values for vectors, classifier for images) | raw | classifier | inception
     config.eval.features = 'auto'
-    config.eval.features_dir = ''  # classifier of `ganjax train-features` ('' = features/<data.name>)
+    config.eval.features_dir = ''  # classifier of train-features ('' = features/<dataset>)
     config.eval.inception_weights = ''  # '' = $GANJAX_INCEPTION_WEIGHTS or ~/.cache/ganjax/...
     config.eval.best_metric = 'fid'  # ganjax.evaluate.METRIC_GOALS; '' = keep no best checkpoint
 

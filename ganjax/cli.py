@@ -28,8 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument('--out', required=True, help='output file: .png picture or .npy array')
     sample.add_argument('--seed', type=int, default=0, help='seed of the latent noise')
     sample.add_argument('--step', type=int, default=None, help='checkpoint step (latest if unset)')
-    sample.add_argument('--best', action='store_true', help='use the best checkpoint (WORKDIR/best) '
-                                                            'kept by evaluation during training')
+    sample.add_argument('--best', action='store_true',
+                        help='use the best checkpoint (WORKDIR/best) kept by evaluation during '
+                             'training')
     evaluate = sub.add_parser('eval', help="FID, KID, precision/recall of a run's EMA generator "
                                            'against the held-out split, beside real vs real')
     evaluate.add_argument('--workdir', required=True)
@@ -38,8 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument('--features', default='', choices=('', 'auto', 'raw', 'classifier',
                                                              'inception'),
                           help="feature extractor (default: the run's eval.features)")
-    evaluate.add_argument('--features_dir', default='', help='feature classifier folder (default: '
-                                                             'features/<data.name>)')
+    evaluate.add_argument('--features_dir', default='',
+                          help='feature classifier folder (default: features/<dataset>, e.g. '
+                               'features/tfds_cifar10)')
     evaluate.add_argument('--inception_weights', default='',
                           help='FID Inception weights (.npz from ganjax.metrics.convert_inception;'
                                ' default: $GANJAX_INCEPTION_WEIGHTS or ~/.cache/ganjax/)')
@@ -50,7 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     features = sub.add_parser(
         'train-features', help='train the classifier whose features serve "classifier FID"')
     features.add_argument('--dataset', required=True, help='a data.name of ganjax.data.DATASETS')
-    features.add_argument('--out', default='', help='output folder (default: features/DATASET)')
+    features.add_argument('--out', default='',
+                          help='output folder (default: features/<dataset>, e.g. '
+                               'features/mnist_5k, features/tfds_cifar10)')
     features.add_argument('--epochs', type=int, default=20)
     features.add_argument('--seed', type=int, default=0)
     return parser
@@ -67,7 +71,7 @@ def _train_features(args, extra) -> None:
     config_lib.validate(config)
     if args.epochs <= 0:
         raise ConfigError(f'--epochs must be positive, got {args.epochs}')
-    out = args.out or os.path.join('features', args.dataset)
+    out = args.out or features.default_features_dir(config.data)
     features.train_classifier(config.data, out, epochs=args.epochs, seed=args.seed,
                               log=lambda m: print(f'[ganjax] {m}', flush=True))
 

@@ -58,15 +58,16 @@ class FeatureMap(NamedTuple):
     description: str
 
 
-def feature_map(data_name: str, data_shape: tuple, kind: str = 'auto', features_dir: str = '',
+def feature_map(data_config, data_shape: tuple, kind: str = 'auto', features_dir: str = '',
                 inception_weights: str = '') -> FeatureMap:
     """The feature extractor for a run's data.
 
     Args:
-      data_name: the run's `data.name` (names the default classifier folder).
+      data_config: the run's `data` section (names the default classifier folder,
+        `features.default_features_dir`).
       data_shape: shape of one example.
       kind: one of FEATURES; 'auto' is 'raw' for vectors and 'classifier' otherwise.
-      features_dir: classifier folder ('' = features/<data_name>).
+      features_dir: classifier folder ('' = the default folder of the data).
       inception_weights: Inception weights file ('' = its default location).
 
     Returns:
@@ -93,7 +94,7 @@ def feature_map(data_name: str, data_shape: tuple, kind: str = 'auto', features_
         fn, logits, info = inception.load_inception(inception_weights,
                                                     precision=jax.lax.Precision.HIGHEST)
         return FeatureMap(fn, logits, f"Inception pool3 features ({info['path']})")
-    folder = features_dir or os.path.join('features', data_name)
+    folder = features_dir or features_lib.default_features_dir(data_config)
     fn, logits, info = features_lib.load_classifier(folder)
     if tuple(info['data_shape']) != tuple(data_shape):
         raise ConfigError(f'the classifier in {folder} was trained on data of shape '
@@ -139,7 +140,7 @@ class Evaluator:
           gan: the run's GANDef.
           num: samples per side; capped at the held-out split's size.
           features: one of FEATURES.
-          features_dir: classifier folder ('' = features/<data.name>).
+          features_dir: classifier folder ('' = features/<dataset>, see default_features_dir).
           inception_weights: Inception weights file ('' = default location).
           batch_size: examples per batch (a compiled call scans over up to 50 batches).
           constrain: shards a batch over the devices (inside jit); batches whose size does not
@@ -155,7 +156,7 @@ class Evaluator:
             raise ConfigError(f'evaluation needs at least 10 samples; asked for {num}, held-out '
                               f'split of {config.data.name} has {len(held_out)}')
         self.batch_size = max(1, min(int(batch_size), self.num))
-        self.map = feature_map(config.data.name, gan.data_shape, features, features_dir,
+        self.map = feature_map(config.data, gan.data_shape, features, features_dir,
                                inception_weights)
         self.seed = int(config.seed)
         self.latent_dim = gan.latent_dim
@@ -323,7 +324,7 @@ def evaluate(workdir: str, num: int = 5000, features_dir: str = '', step: int | 
       workdir: the run's folder.
       num: samples (capped at the held-out and training splits' sizes, so every side has the same
         count).
-      features_dir: classifier folder ('' = the run's eval.features_dir or features/<data.name>).
+      features_dir: classifier folder ('' = the run's eval.features_dir or features/<dataset>).
       step: checkpoint step (latest if None).
       batch_size: samples per batch.
       features: one of FEATURES ('' = the run's eval.features).

@@ -1,5 +1,7 @@
 """ganjax.metrics against closed forms and independent numpy/scipy implementations."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -203,3 +205,18 @@ def test_mode_statistics_hand_values():
     none = mode_statistics(far, centers, 0.02)
     assert none['modes_covered'] == 0 and none['high_quality'] == 0 and np.isnan(
         none['kl_to_uniform'])
+
+
+def test_default_classifier_folder_names_the_data_not_only_its_loader():
+    from ganjax import config as config_lib
+    from ganjax.metrics import features
+    data_config = config_lib.default_config().data
+    assert features.default_features_dir(data_config) == os.path.join('features', 'mnist_5k')
+    data_config.name, data_config.tfds_name = 'tfds', 'cifar10'
+    assert features.default_features_dir(data_config) == os.path.join('features', 'tfds_cifar10')
+    data_config.name, data_config.path = 'image_folder', '/data/cells/'
+    assert features.default_features_dir(data_config) == os.path.join('features',
+                                                                      'image_folder_cells')
+    data_config.name, data_config.path = 'csv', '/data/expression.csv'
+    assert features.default_features_dir(data_config) == os.path.join('features',
+                                                                      'csv_expression')

@@ -58,6 +58,26 @@ class Classifier(nn.Module):
         return nn.Dense(self.num_classes, name='logits')(h)
 
 
+def default_features_dir(data_config: Any) -> str:
+    """Where a dataset's feature classifier goes by default: features/<dataset>.
+
+    The folder names the data itself, not only its loader: features/tfds_cifar10, not
+    features/tfds, so that two tfds datasets (or two image folders) never share a classifier.
+
+    Args:
+      data_config: the `data` section of a config.
+
+    Returns:
+      A path relative to the working directory.
+    """
+    name = data_config.name
+    if name == 'tfds' and data_config.tfds_name:
+        name = f'tfds_{data_config.tfds_name}'
+    elif data_config.path:
+        name = f'{name}_{os.path.splitext(os.path.basename(os.path.normpath(data_config.path)))[0]}'
+    return os.path.join('features', name.replace('/', '_'))
+
+
 def _all(source) -> tuple[np.ndarray, np.ndarray]:
     batch = source.get_batch(np.arange(len(source)))
     return batch['x'], batch['label']
