@@ -68,8 +68,13 @@ def run_one(config_path: str, variant: str, seed: int, steps: int, num_samples: 
     config.eval.batch_size = num_samples
     config.eval.features = 'raw'
     t0 = time.perf_counter()
-    train_lib.train_and_evaluate(config, workdir)
+    state = train_lib.train_and_evaluate(config, workdir)
     seconds = time.perf_counter() - t0
+    if int(state.step) != steps:
+        # Training turns SIGTERM / Ctrl-C into a clean stop; a benchmark must not record a
+        # shortened run as if it were complete.
+        raise SystemExit(f'{variant} seed {seed} stopped at step {int(state.step)} of {steps} '
+                         '(interrupted); no results written')
     history = summaries.read_jsonl(os.path.join(workdir, 'eval', 'history.jsonl'))
     final = history[-1]
     pictures = [np.asarray(Image.open(os.path.join(workdir, 'samples',
