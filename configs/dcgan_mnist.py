@@ -9,7 +9,10 @@ on the device); runs/dcgan_mnist/samples/ holds grids of digit-like shapes from 
 step 3000, recognizable digits of most classes with some malformed strokes; losses.png the loss
 curves (d_loss 0.5-0.9, D's accuracy 0.8-0.9 late in the run), checkpoints/ the last 3
 checkpoints. Two runs give identical losses (final d_loss 0.879 here). Running the same command
-again resumes (and stops at once if the run is complete).
+again resumes (and stops at once if the run is complete). `make demo` also evaluates the EMA
+generator every 1000 steps against the 500 held-out digits with the classifier of
+`ganjax train-features --dataset mnist_5k`: classifier FID 101 / 84 / 73 at steps 1000 / 2000 /
+3000, beside a real-vs-real floor of 9.5 (benchmarks/README.md, "Sample quality").
 """
 
 from configs import default
