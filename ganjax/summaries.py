@@ -89,6 +89,16 @@ def truncate_jsonl(path: str, step: int) -> None:
     os.replace(tmp, path)
 
 
+def _save_figure(fig, out_path: str) -> None:
+    """Writes a matplotlib figure as PNG atomically (a reader never sees half a file)."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    tmp = out_path + '.tmp.png'
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, out_path)
+
+
 def plot_losses(metrics_path: str, out_path: str) -> bool:
     """Plots the loss curves, D's real/fake terms and D's accuracy from a metrics file as PNG.
 
@@ -120,11 +130,7 @@ def plot_losses(metrics_path: str, out_path: str) -> bool:
         ax.set_xlabel('step')
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = out_path + '.tmp.png'
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, out_path)
+    _save_figure(fig, out_path)
     return True
 
 
@@ -166,9 +172,5 @@ def plot_eval(history_path: str, out_path: str, floor: Mapping[str, float] | Non
         if len(keys) > 1:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = out_path + '.tmp.png'
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, out_path)
+    _save_figure(fig, out_path)
     return True

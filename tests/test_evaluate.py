@@ -62,6 +62,7 @@ def test_training_evaluates_every_n_steps_and_keeps_the_best_checkpoint(tmp_path
     train_lib.train_and_evaluate(config, workdir)
     history = summaries.read_jsonl(os.path.join(workdir, 'eval', 'history.jsonl'))
     assert [r['step'] for r in history] == [2, 4, 5]
+    assert os.path.getsize(os.path.join(workdir, 'eval.png')) > 0
     assert {'fid', 'kid', 'recall', 'modes_covered', 'high_quality'} <= set(history[0])
     with open(os.path.join(workdir, 'best', 'best.json')) as f:
         best = json.load(f)
