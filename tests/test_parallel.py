@@ -8,14 +8,13 @@ global batch on every path, and the latent codes are the same.
 
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from ganjax import parallel
 from ganjax.errors import ConfigError
-from ganjax.train_step import build_gan, create_state, make_train_step
-from util import random_batch, tiny_config
+from ganjax.train_step import build_gan
+from util import random_batch, tiny_config, train_steps
 
 RTOL = 1e-5
 ATOL = 1e-7 * 4
@@ -45,17 +44,6 @@ def _config(case, path, **extra):
     arch, shape, overrides = CASES[case]
     config = tiny_config(arch, data__batch_size=16, **overrides, **PATHS[path], **extra)
     return config, shape
-
-
-def _reference(config, shape, steps=1):
-    gan = build_gan(config, shape)
-    state = create_state(config, gan)
-    step = jax.jit(make_train_step(config, gan))
-    metrics = None
-    for i in range(steps):
-        batch = random_batch(config, shape, seed=i)
-        state, metrics = step(state, {'x': batch['x']})
-    return jax.device_get(state), jax.device_get(metrics)
 
 
 def _run(config, shape, steps=1):
@@ -88,7 +76,7 @@ def _assert_close(actual, expected):
 @pytest.mark.parametrize('case', sorted(CASES))
 def test_step_equals_single_device(case, path):
     config, shape = _config(case, path)
-    ref_state, ref_metrics = _reference(config, shape)
+    _, ref_state, ref_metrics = train_steps(config, shape)
     par, state, metrics = _run(config, shape)
     assert par.num_devices == 8
     _assert_close(state, ref_state)
@@ -124,7 +112,7 @@ def test_fsdp_spec_rules():
 def test_multi_step_call_and_on_device_data_equal_single_steps(path):
     config, shape = _config('dcgan_bn', path, train__n_critic=2)
     gan = build_gan(config, shape)
-    ref_state, _ = _reference(config, shape, steps=3)
+    _, ref_state, _ = train_steps(config, shape, steps=3)
     par = parallel.Parallel(config, gan)
     # The three batches as one dataset, addressed by indices on the device.
     batches = [random_batch(config, shape, seed=i)['x'] for i in range(3)]

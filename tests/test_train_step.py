@@ -11,19 +11,9 @@ from ganjax import losses, penalties
 from ganjax.errors import ConfigError
 from ganjax.train_step import (apply_module, build_gan, create_state, make_generate_fn,
                                make_train_step, normalize)
-from util import random_batch, tiny_config
+from util import random_batch, tiny_config, train_steps
 
 VECTOR = (2,)
-
-
-def _run(config, data_shape, steps=1):
-    gan = build_gan(config, data_shape)
-    state = create_state(config, gan)
-    step = jax.jit(make_train_step(config, gan))
-    metrics = None
-    for i in range(steps):
-        state, metrics = step(state, random_batch(config, data_shape, seed=i))
-    return gan, state, jax.device_get(metrics)
 
 
 def _assert_finite(tree):
@@ -40,7 +30,7 @@ def test_every_loss_trains(loss):
     config = tiny_config('mlp', loss__name=loss)
     gan = build_gan(config, VECTOR)
     before = create_state(config, gan)
-    _, after, metrics = _run(config, VECTOR)
+    _, after, metrics = train_steps(config, VECTOR)
     assert int(after.step) == 1
     assert _changed(before.g_params, after.g_params) and _changed(before.d_params, after.d_params)
     for key in ('d_loss', 'd_real', 'd_fake', 'penalty', 'g_loss', 'd_grad_norm', 'g_grad_norm',
@@ -54,7 +44,7 @@ def test_every_loss_trains(loss):
 @pytest.mark.parametrize('penalty', sorted(penalties.PENALTIES))
 def test_every_penalty_trains(penalty):
     config = tiny_config('mlp', penalty__name=penalty, model__d_norm='none', loss__name='wasserstein')
-    _, state, metrics = _run(config, VECTOR)
+    _, state, metrics = train_steps(config, VECTOR)
     _assert_finite(state)
     if penalty == 'none':
         assert metrics['penalty'] == 0
@@ -74,7 +64,7 @@ def test_every_penalty_trains(penalty):
 ])
 def test_every_architecture_trains(arch, data_shape, extra):
     config = tiny_config(arch, **extra)
-    gan, state, metrics = _run(config, data_shape)
+    gan, state, metrics = train_steps(config, data_shape)
     _assert_finite((state, metrics))
     x = make_generate_fn(gan)(state.ema_params, state.g_state, jnp.zeros((3, gan.latent_dim)))
     assert x.shape == (3,) + data_shape
@@ -94,7 +84,7 @@ def test_no_recompilation_after_first_step():
 
 def test_n_critic_updates_d_n_times_and_g_once():
     config = tiny_config('mlp', train__n_critic=3)
-    _, state, _ = _run(config, VECTOR, steps=2)
+    _, state, _ = train_steps(config, VECTOR, steps=2)
     counts = [int(x) for x in jax.tree.leaves(state.d_opt_state) if np.ndim(x) == 0]
     assert counts and all(c == 6 for c in counts)
     g_counts = [int(x) for x in jax.tree.leaves(state.g_opt_state) if np.ndim(x) == 0]
@@ -116,7 +106,7 @@ def test_ema_update_formula():
 def test_weight_clipping():
     config = tiny_config('mlp', loss__name='wasserstein', loss__weight_clip=0.01,
                          optim__name='rmsprop', optim__d_lr=0.5)
-    _, state, _ = _run(config, VECTOR)
+    _, state, _ = train_steps(config, VECTOR)
     for leaf in jax.tree.leaves(state.d_params):
         assert np.max(np.abs(leaf)) <= 0.01 + 1e-7
 

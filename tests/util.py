@@ -1,11 +1,13 @@
-"""Helpers shared by the tests: tiny configs and random batches."""
+"""Helpers shared by the tests: tiny configs, random batches, a few reference steps."""
 
 import os
 
+import jax
 import numpy as np
 
 from ganjax import config as config_lib
 from ganjax.models import TINY_MODEL_OVERRIDES
+from ganjax.train_step import build_gan, create_state, make_train_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,3 +50,19 @@ def random_batch(config, data_shape, seed=0):
     else:
         x = rng.normal(size=shape).astype(np.float32)
     return {'x': x, 'label': np.zeros(shape[:2], np.int32)}
+
+
+def train_steps(config, data_shape, steps=1):
+    """`steps` single-device compiled steps on `random_batch`es (seeds 0, 1, ...) from a new state.
+
+    Returns:
+      (gan, state, metrics of the last step), state and metrics on the host.
+    """
+    gan = build_gan(config, data_shape)
+    state = create_state(config, gan)
+    step = jax.jit(make_train_step(config, gan))
+    metrics = None
+    for i in range(steps):
+        state, metrics = step(state, {'x': random_batch(config, data_shape, seed=i)['x']})
+    return gan, jax.device_get(state), jax.device_get(metrics)
+
