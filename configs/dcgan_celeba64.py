@@ -8,7 +8,7 @@ prepared dataset): face-like 64x64 samples after some 10k steps at batch 128. Th
 DCGAN-64 of benchmarks/README.md (about 52 images/s at batch 64 on a 2-core CPU, float32).
 """
 
-from configs import default
+from ganjax import default_config as default
 
 
 def get_config():

@@ -8,7 +8,7 @@ prepared dataset): object-like 32x32 samples after some 20k steps at batch 128. 
 2-core CPU.
 """
 
-from configs import default
+from ganjax import default_config as default
 
 
 def get_config():

@@ -15,7 +15,7 @@ generator every 1000 steps against the 500 held-out digits with the classifier o
 3000, beside a real-vs-real floor of 9.5 (benchmarks/README.md, "Sample quality").
 """
 
-from configs import default
+from ganjax import default_config as default
 
 
 def get_config():

@@ -15,7 +15,7 @@ the per-column means and standard deviations within a few percent and the correl
 within 0.03 on average (the data's mean |correlation| was 0.67).
 """
 
-from configs import default
+from ganjax import default_config as default
 
 
 def get_config():

@@ -12,7 +12,7 @@ non-saturating 1.4 modes covered and 9% high-quality samples on average over 5 s
 steps reach 93% high quality but on only 2 modes.
 """
 
-from configs import default
+from ganjax import default_config as default
 
 
 def get_config():

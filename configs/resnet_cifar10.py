@@ -8,7 +8,7 @@ reports an Inception score of about 8.2 after 50k G updates at batch 64 with the
 2e-4, beta1 0, beta2 0.9, linear decay); evaluation arrives with the metrics issue.
 """
 
-from configs import default
+from ganjax import default_config as default
 
 
 def get_config():

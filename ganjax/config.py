@@ -9,6 +9,7 @@ from typing import Any
 
 from ml_collections import ConfigDict
 
+from ganjax import default_config as default_config_lib
 from ganjax.errors import ConfigError, closest_hint
 
 # Choices of the string keys that no module holds a table for.
@@ -24,20 +25,20 @@ _CHOICES = {
 
 
 def default_config() -> ConfigDict:
-    """The config with every key and its default, from `configs/default.py` in the package root.
+    """The config with every key and its default (`ganjax/default_config.py`).
 
     Returns:
-      A ConfigDict.
+      A fresh ConfigDict.
     """
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return load_config_file(os.path.join(root, 'configs', 'default.py'), check=False)
+    return default_config_lib.get_config()
 
 
 def load_config_file(path: str, check: bool = True) -> ConfigDict:
     """Imports a config file and calls its `get_config()`.
 
-    The folder above the file's folder goes on sys.path, so config files can `from configs import
-    default` as the ones in this repository do.
+    The file's folder and the one above it go on sys.path, so a config file can import its
+    neighbours (`from configs import mlp_ring8`, as some in this repository do); the defaults
+    need no path: `from ganjax import default_config`.
 
     Args:
       path: path of a Python file defining `get_config() -> ConfigDict`.
@@ -212,6 +213,7 @@ def validate(config: ConfigDict) -> None:
     """
     # Imported here: the tables pull in jax and the models, which the CLI's --help does not need.
     from ganjax import data, losses, models, optim, penalties
+    from ganjax.metrics.goals import METRIC_GOALS
     from ganjax.models import dcgan, layers
 
     tables = {
@@ -247,7 +249,6 @@ def validate(config: ConfigDict) -> None:
     for key in non_negative:
         if flat[key] < 0:
             raise ConfigError(f'{key} must be >= 0, got {flat[key]}')
-    from ganjax.evaluate import METRIC_GOALS
     if flat['eval.best_metric'] and flat['eval.best_metric'] not in METRIC_GOALS:
         raise ConfigError(f"eval.best_metric={flat['eval.best_metric']!r} is not one of "
                           f"{sorted(METRIC_GOALS)} (or '' for none)"

@@ -28,6 +28,8 @@ from ganjax import data, metrics
 from ganjax import train as train_lib
 from ganjax.errors import ConfigError
 from ganjax.metrics import features as features_lib
+# Re-exported: `ganjax.evaluate` is where users look for how metrics are compared.
+from ganjax.metrics.goals import METRIC_GOALS, is_better  # noqa: F401
 from ganjax.train_step import make_generate_fn, sample_latent
 
 _EVAL_NOISE_SALT = 0xE7A1
@@ -36,12 +38,6 @@ _EVAL_NOISE_SALT = 0xE7A1
 # 100 MB) stay small next to accelerator memory.
 _BATCHES_PER_CALL = 50
 
-#: Every metric an evaluation can report, with the direction in which it improves.
-METRIC_GOALS = {
-    'fid': 'min', 'kid': 'min', 'precision': 'max', 'recall': 'max', 'density': 'max',
-    'coverage': 'max', 'is': 'max', 'modes_covered': 'max', 'high_quality': 'max',
-    'kl_to_uniform': 'min',
-}
 FEATURES = ('auto', 'raw', 'classifier', 'inception')
 
 
@@ -296,15 +292,6 @@ class Evaluator:
     def generator_metrics(self, params, g_state) -> dict[str, float]:
         """Metrics of a generator against the held-out reference (see `compare`)."""
         return self.compare(self.fake_features(params, g_state))
-
-
-def is_better(metric: str, value: float, best: float | None) -> bool:
-    """Whether `value` of `metric` improves on `best` (None: nothing yet; NaN never improves)."""
-    if not np.isfinite(value):
-        return False
-    if best is None or not np.isfinite(best):
-        return True
-    return value < best if METRIC_GOALS[metric] == 'min' else value > best
 
 
 def check_best_metric(metric: str, evaluator: Evaluator) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
+from ganjax import default_config
 from ganjax.errors import ConfigError, lookup
 from ganjax.models import layers
 from ganjax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_plan
@@ -20,13 +21,12 @@ from ganjax.models.mlp import MLPDiscriminator, MLPGenerator
 from ganjax.models.resnet import ResNetDiscriminator, ResNetGenerator, resnet_base_shape
 
 def model_defaults() -> dict[str, Any]:
-    """The `model` section of configs/default.py, the one place where defaults are set.
+    """The `model` section of ganjax/default_config.py, the one place where defaults are set.
 
     Returns:
       A fresh dict of key -> default value.
     """
-    from ganjax import config as config_lib  # noqa: PLC0415 (ganjax.config imports this package)
-    return config_lib.default_config().model.to_dict()
+    return default_config.get_config().model.to_dict()
 
 
 #: Number of x2 up-blocks of the ResNet generator (SNGAN's CIFAR-10 model: 4 -> 32).

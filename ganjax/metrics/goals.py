@@ -1,0 +1,33 @@
+"""Which way each evaluation metric improves, for choosing the best checkpoint of a run.
+
+Kept apart from the metrics' code (and from `ganjax.evaluate`) so that config validation and the
+run directory can name the metrics without importing jax or the evaluator.
+"""
+
+import math
+
+#: Every metric an evaluation can report, with the direction in which it improves.
+METRIC_GOALS = {
+    'fid': 'min', 'kid': 'min', 'precision': 'max', 'recall': 'max', 'density': 'max',
+    'coverage': 'max', 'is': 'max', 'modes_covered': 'max', 'high_quality': 'max',
+    'kl_to_uniform': 'min',
+}
+
+
+def is_better(metric: str, value: float, best: float | None) -> bool:
+    """Whether `value` of `metric` improves on `best`.
+
+    Args:
+      metric: a key of METRIC_GOALS.
+      value: the new value.
+      best: the best value so far; None when there is none yet.
+
+    Returns:
+      True if `value` is finite and better (None or a non-finite `best` is beaten by any finite
+      value; NaN never improves).
+    """
+    if not math.isfinite(value):
+        return False
+    if best is None or not math.isfinite(best):
+        return True
+    return value < best if METRIC_GOALS[metric] == 'min' else value > best
