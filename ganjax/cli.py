@@ -92,13 +92,14 @@ def _eval(args, extra) -> None:
 
 def _train(args, extra) -> None:
     from ganjax import config as config_lib
+    from ganjax import run_dir
     from ganjax import train as train_lib
 
     overrides = config_lib.parse_override_args(extra)
     if args.config:
         config = config_lib.load_config_file(args.config)
     else:
-        config = train_lib.load_workdir_config(args.workdir)
+        config = run_dir.load_workdir_config(args.workdir)
     config_lib.apply_overrides(config, overrides)
     train_lib.train_and_evaluate(config, args.workdir)
 
@@ -111,11 +112,11 @@ def _sample(args, extra) -> None:
     import jax
     import numpy as np
 
-    from ganjax import images
-    from ganjax import train as train_lib
+    from ganjax import images, run_dir
     from ganjax.train_step import make_generate_fn, sample_latent
 
-    _, gan, state = train_lib.load_run(args.workdir, args.step, best=args.best)
+    _, gan, state = run_dir.load_run(args.workdir, args.step, best=args.best,
+                                     log=lambda m: print(f'[ganjax] {m}', flush=True))
     z = sample_latent(jax.random.PRNGKey(args.seed), args.num, gan.latent_dim)
     x = np.asarray(jax.jit(make_generate_fn(gan))(state.ema_params, state.g_state, z))
     if args.out.endswith('.npy'):

@@ -9,8 +9,11 @@ from typing import Any
 
 from ml_collections import ConfigDict
 
+from ganjax import data, losses, models, optim, penalties
 from ganjax import default_config as default_config_lib
 from ganjax.errors import ConfigError, closest_hint
+from ganjax.metrics.goals import METRIC_GOALS
+from ganjax.models import dcgan, layers
 
 # Choices of the string keys that no module holds a table for.
 _CHOICES = {
@@ -211,11 +214,6 @@ def validate(config: ConfigDict) -> None:
     Raises:
       ConfigError: naming the key, the value and what is allowed.
     """
-    # Imported here: the tables pull in jax and the models, which the CLI's --help does not need.
-    from ganjax import data, losses, models, optim, penalties
-    from ganjax.metrics.goals import METRIC_GOALS
-    from ganjax.models import dcgan, layers
-
     tables = {
         'model.arch': models.ARCHITECTURES,
         'model.upsample': layers.UPSAMPLE,

@@ -24,8 +24,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import numpy as np
 
-from ganjax import data, metrics
-from ganjax import train as train_lib
+from ganjax import data, metrics, run_dir
 from ganjax.errors import ConfigError
 from ganjax.metrics import features as features_lib
 # Re-exported: `ganjax.evaluate` is where users look for how metrics are compared.
@@ -322,7 +321,7 @@ def evaluate(workdir: str, num: int = 5000, features_dir: str = '', step: int | 
     Returns:
       {'step', 'num', 'features', 'generator': {...}, 'real_vs_real': {...}, 'path'}.
     """
-    config, gan, state = train_lib.load_run(workdir, step, best=best)
+    config, gan, state = run_dir.load_run(workdir, step, best=best)
     train = data.build_source(config.data, 'train')
     evaluator = Evaluator(config, gan, min(num, len(train)),
                           features=features or config.eval.features,

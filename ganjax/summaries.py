@@ -10,26 +10,23 @@ import numpy as np
 class MetricsWriter:
     """Appends metrics to WORKDIR/metrics.jsonl and to TensorBoard event files.
 
-    On resume, lines written after the restored checkpoint's step are dropped first, so the file
-    reads as if the run had never stopped.
+    The JSON-lines files must already be cut back to the step training starts from
+    (`ganjax.run_dir.trim_to_checkpoint`); TensorBoard is told to drop its later events.
     """
 
-    def __init__(self, workdir: str, resume_step: int | None = None):
+    def __init__(self, workdir: str, resume_step: int = 0):
         """Opens the writers.
 
         Args:
           workdir: the run's folder.
-          resume_step: the step training resumes from; later JSONL lines are removed.
+          resume_step: the step training starts from (0 for a new run); TensorBoard events of
+            this step and later, left by an earlier attempt, are purged.
         """
         self.path = os.path.join(workdir, 'metrics.jsonl')
-        if resume_step is not None:
-            truncate_jsonl(self.path, resume_step)
         self._file = open(self.path, 'a', encoding='utf-8')
         from tensorboardX import SummaryWriter  # noqa: PLC0415 (pulls protobuf; only for training)
         self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'), purge_step=resume_step)
         self.eval_path = os.path.join(workdir, 'eval', 'history.jsonl')
-        if resume_step is not None:
-            truncate_jsonl(self.eval_path, resume_step)
         self._eval_file = None
 
     def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
@@ -64,24 +61,41 @@ class MetricsWriter:
 
 
 def read_jsonl(path: str) -> list[dict]:
-    """Reads a JSON-lines metrics file, skipping a torn last line from a killed run."""
+    """Reads a JSON-lines metrics file.
+
+    Lines that are not a JSON record with an integer 'step' (a torn last line from a killed run,
+    garbage from an editor) are skipped; the valid lines after them are kept.
+
+    Args:
+      path: the file (missing: no records).
+
+    Returns:
+      The records, in file order.
+    """
     if not os.path.exists(path):
         return []
     records = []
-    with open(path, encoding='utf-8') as f:
+    with open(path, encoding='utf-8', errors='replace') as f:
         for line in f:
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
-                break
+                continue
+            if isinstance(record, dict) and isinstance(record.get('step'), int):
+                records.append(record)
     return records
 
 
 def truncate_jsonl(path: str, step: int) -> None:
-    """Keeps only records with record['step'] <= step, rewriting the file atomically."""
+    """Keeps only the valid records with record['step'] <= step, rewriting the file atomically.
+
+    Args:
+      path: a JSON-lines file (nothing happens if it is missing).
+      step: the last step kept.
+    """
     if not os.path.exists(path):
         return
-    keep = [r for r in read_jsonl(path) if r.get('step', 0) <= step]
+    keep = [r for r in read_jsonl(path) if r['step'] <= step]
     tmp = path + '.tmp'
     with open(tmp, 'w', encoding='utf-8') as f:
         for r in keep:

@@ -1,52 +1,26 @@
 """The training loop: data, compiled step, checkpoints, metrics, samples, plots, signals.
 
-`train_and_evaluate(config, workdir)` is a library function (the CLI only parses arguments). A
-workdir holds one run:
-
-    WORKDIR/config.json      the config the run was started with
-    WORKDIR/run_info.json    data shape and dataset description (used by `ganjax sample`)
-    WORKDIR/checkpoints/     orbax checkpoints (the last `train.keep_checkpoints`)
-    WORKDIR/metrics.jsonl    one JSON record per `train.log_every` steps
-    WORKDIR/tensorboard/     TensorBoard event files (scalars and sample grids)
-    WORKDIR/samples/         PNG grids of EMA-generator samples from fixed noise
-    WORKDIR/losses.png       loss curves, written at the end of training
-    WORKDIR/eval.png         evaluation metrics over training (when `eval.every` > 0)
-    WORKDIR/eval/            history.jsonl of the evaluations every `eval.every` steps (and the
-                             JSON reports of `ganjax eval`)
-    WORKDIR/best/            the checkpoint with the best `eval.best_metric` so far, and best.json
+`train_and_evaluate(config, workdir)` is a library function (the CLI only parses arguments). The
+files of a run's workdir, and how they stay consistent with its last checkpoint after a kill, are
+described in `ganjax.run_dir`.
 """
 
-import json
 import os
 import signal
 import sys
 import threading
 import time
-from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from ml_collections import ConfigDict
 
-from ganjax import checkpoint, config as config_lib, data, images, parallel, summaries
-from ganjax.errors import ConfigError, NonFiniteError
+from ganjax import (checkpoint, config as config_lib, data, evaluate, images, parallel, run_dir,
+                    summaries)
+from ganjax.errors import NonFiniteError
 from ganjax.state import GANState
-from ganjax.train_step import build_gan, create_state, make_generate_fn, sample_latent
-
-# Keys that may change when a run is resumed: how long it runs and how it reports, not what it
-# trains.
-RESUMABLE_CHANGES = frozenset({
-    'train.num_steps', 'train.log_every', 'train.sample_every', 'train.checkpoint_every',
-    'train.keep_checkpoints', 'train.progress', 'train.compilation_cache', 'data.prefetch',
-    # How the same computation is laid out: a run may resume on another number of devices.
-    'train.steps_per_call', 'data.on_device', 'data.on_device_max_mb', 'parallel.strategy',
-    'parallel.num_devices', 'parallel.fsdp', 'parallel.fsdp_min_size', 'parallel.distributed',
-    'parallel.coordinator_address', 'parallel.num_processes', 'parallel.process_id',
-    # Measuring does not change what is trained. (A new eval.best_metric or feature set restarts
-    # the best-checkpoint record: values of different metrics are not comparable.)
-    'eval.every', 'eval.num_samples', 'eval.batch_size', 'eval.features', 'eval.features_dir',
-    'eval.inception_weights', 'eval.best_metric',
-})
+from ganjax.train_step import build_gan, make_generate_fn, sample_latent
 
 # Folded into the seed for the fixed noise of the sample grids, so they do not share randomness
 # with the training steps.
@@ -74,54 +48,6 @@ def enable_compilation_cache(enabled: bool = True) -> None:
                           os.path.join(os.path.expanduser('~'), '.cache', 'ganjax', 'xla'))
     jax.config.update('jax_compilation_cache_dir', path)
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
-
-
-def _write_json_atomic(path: str, obj: Any) -> None:
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        f.write(obj if isinstance(obj, str) else json.dumps(obj, indent=2))
-    os.replace(tmp, path)
-
-
-def reconcile_config(config: ConfigDict, workdir: str, write: bool = True) -> None:
-    """Checks a config against the one a workdir's run was started with, and records it.
-
-    Args:
-      config: the config asked for now.
-      workdir: the run's folder.
-      write: (re)write its config.json with `config`.
-
-    Raises:
-      ConfigError: if the workdir holds a run whose config differs in a key outside
-        `RESUMABLE_CHANGES`.
-    """
-    path = os.path.join(workdir, 'config.json')
-    if os.path.exists(path):
-        with open(path, encoding='utf-8') as f:
-            saved = config_lib.from_json(f.read())
-        changed = {k: v for k, v in config_lib.diff(saved, config).items()
-                   if k not in RESUMABLE_CHANGES}
-        if changed:
-            lines = ', '.join(f'{k}: {a!r} in the run, {b!r} now' for k, (a, b) in changed.items())
-            raise ConfigError(
-                f'{workdir} holds a run started with another config ({lines}). Resume it with '
-                f'`ganjax train --workdir {workdir}` alone, or start a new run in a new --workdir.')
-    if write:
-        _write_json_atomic(path, config_lib.to_json(config))
-
-
-def load_workdir_config(workdir: str) -> ConfigDict:
-    """The config saved in a run's workdir.
-
-    Raises:
-      ConfigError: if the workdir holds no run.
-    """
-    path = os.path.join(workdir, 'config.json')
-    if not os.path.exists(path):
-        raise ConfigError(f'{workdir} holds no ganjax run (no config.json); start one with '
-                          f'`ganjax train --config CONFIG.py --workdir {workdir}`')
-    with open(path, encoding='utf-8') as f:
-        return config_lib.from_json(f.read())
 
 
 class _StopRequest:
@@ -193,7 +119,6 @@ class _Trainer:
         # or weights file is a config error, not a failure after the first thousand steps.
         self.evaluator, self.best = None, None
         if config.eval.every:
-            from ganjax import evaluate  # noqa: PLC0415 (evaluate imports this module)
             self.evaluator = evaluate.Evaluator(
                 config, self.gan, config.eval.num_samples, features=config.eval.features,
                 features_dir=config.eval.features_dir,
@@ -213,21 +138,67 @@ class _Trainer:
         self.window: list[dict[str, float]] = []
 
     def open_workdir(self) -> None:
-        """Creates or checks the workdir, records config and run info, opens checkpoints."""
+        """Creates or checks the workdir, records config and run info, restores the last
+        checkpoint and cuts the run's other files back to it."""
         os.makedirs(self.workdir, exist_ok=True)
         # Every process checks the config; one writes the run's files.
-        reconcile_config(self.config, self.workdir, write=self.is_chief)
+        run_dir.reconcile_config(self.config, self.workdir, write=self.is_chief)
         if self.is_chief:
-            _write_json_atomic(os.path.join(self.workdir, 'run_info.json'), {
+            run_dir.write_json_atomic(os.path.join(self.workdir, 'run_info.json'), {
                 'data_shape': list(self.data_shape), 'dataset': self.source.description,
                 'num_train_examples': len(self.source), 'jax_version': jax.__version__,
                 'layout': self.par.describe(), 'process_count': jax.process_count(),
                 'devices': [str(d) for d in self.par.devices]})
         self.ckpt = checkpoint.Checkpointer(os.path.join(self.workdir, 'checkpoints'),
                                             self.config.train.keep_checkpoints)
+        self.restored = self._restore()
+        if self.is_chief:
+            run_dir.trim_to_checkpoint(self.workdir, self.restored[0])
+        if jax.process_count() > 1:
+            # The other processes open best/ only once the chief has cut the files back.
+            multihost_utils.sync_global_devices('ganjax: run directory trimmed')
         if self.evaluator is not None and self.config.eval.best_metric:
-            self.best = _BestCheckpoint(self.workdir, self.config.eval.best_metric,
-                                        write=self.is_chief)
+            self.best = run_dir.BestCheckpoint(self.workdir, self.config.eval.best_metric,
+                                               write=self.is_chief, log=log)
+
+    def _restore(self) -> tuple[int | None, GANState, int]:
+        """(checkpoint step or None for a new run, canonical state, data position).
+
+        The metrics of the log window that was open at the checkpoint come back too, so the
+        first metrics line after a resume averages the same steps as an uninterrupted run's.
+        """
+        if self.ckpt.latest_step() is not None:
+            try:
+                state, position = self.ckpt.restore(self.par.abstract_state(), warn=log)
+            except FileNotFoundError:
+                pass  # every checkpoint was unreadable (and set aside): a new run
+            else:
+                step = int(state.step)
+                self.window = list(self.ckpt.read_extra(step).get('log_window', []))
+                log(f'resuming {self.workdir} from step {step} (checkpoint restored)')
+                return step, state, position
+        state = self.par.canonical_state(self.par.init_state())
+        log(f'new run in {self.workdir}: {self.source.description}, data shape '
+            f'{self.data_shape}, {_count(state.g_params):,} G and {_count(state.d_params):,} '
+            'D parameters')
+        return None, state, 0
+
+    def save_checkpoint(self, step: int, state: GANState, position: int) -> None:
+        """Starts writing the checkpoint of the canonical `state`, with the open log window."""
+        self._check_pending()
+        self.ckpt.save(step, state, position, extra={'log_window': self.window})
+        run_dir.kill_point('during_checkpoint', step)
+        run_dir.kill_point('after_checkpoint', step, before=self.ckpt.wait)
+
+    def _eval_missing(self, step: int) -> bool:
+        """Whether `step` is due an evaluation that the history lacks (a kill after its
+        checkpoint committed and before its evaluation was recorded)."""
+        if self.evaluator is None or step == 0:
+            return False
+        if step % self.config.eval.every and step < self.config.train.num_steps:
+            return False
+        history = summaries.read_jsonl(os.path.join(self.workdir, 'eval', 'history.jsonl'))
+        return all(r['step'] != step for r in history)
 
     def _check_pending(self) -> None:
         if self.pending is None:
@@ -268,22 +239,20 @@ class _Trainer:
 
     def run(self) -> GANState:
         cfg = self.config
-        start = self.ckpt.latest_step()
-        if start is not None:
-            state, position = self.ckpt.restore(self.par.abstract_state())
-            log(f'resuming {self.workdir} from step {start} (checkpoint restored)')
-        else:
-            state, position = self.par.canonical_state(self.par.init_state()), 0
-            log(f'new run in {self.workdir}: {self.source.description}, data shape '
-                f'{self.data_shape}, {_count(state.g_params):,} G and {_count(state.d_params):,} '
-                'D parameters')
+        _, state, position = self.restored
         step = int(state.step)
         num_steps = cfg.train.num_steps
-        writer = summaries.MetricsWriter(self.workdir, resume_step=start) if self.is_chief \
+        writer = summaries.MetricsWriter(self.workdir, resume_step=step) if self.is_chief \
             else _NullWriter()
+        evaluated = None
+        if self._eval_missing(step):
+            log(f'the evaluation of step {step} was not recorded; evaluating it now')
+            self.run_eval(state, position, writer)
+            evaluated = step
         if step >= num_steps:
             log(f'run already complete at step {step} (train.num_steps={num_steps})')
-            self._finish(state, writer, samples=False)
+            samples = os.path.join(self.workdir, 'samples', f'step_{step:07d}.png')
+            self._finish(state, writer, samples=not os.path.exists(samples))
             return state
         log(f'layout: {self.par.describe()}; data '
             + ('on the devices' if self.on_device else 'from the host, prefetched'))
@@ -301,7 +270,7 @@ class _Trainer:
         events = (cfg.train.log_every, cfg.train.sample_every, cfg.train.checkpoint_every) + \
             ((cfg.eval.every,) if self.evaluator is not None else ())
         progress = _progress_bar(cfg, step, num_steps)
-        interrupted, sampled, evaluated = None, None, None
+        interrupted, sampled = None, None
         try:
             with _StopRequest() as stop:
                 # Throughput is measured from the end of the first call, which compiles.
@@ -327,18 +296,20 @@ class _Trainer:
                     self.pending = (step + 1, metrics)
                     step += count
                     progress.update(count)
+                    run_dir.kill_point('after_step', step)
                     if step % cfg.train.log_every == 0 or step == num_steps:
                         self._check_pending()
                         elapsed = time.perf_counter() - t_window
                         rate = steps_window / elapsed if steps_window else None
                         self._log_window(step, rate, writer, progress)
                         t_window, steps_window = time.perf_counter(), 0
+                        run_dir.kill_point('after_log', step)
                     if step % cfg.train.sample_every == 0:
                         self.save_samples(self.par.canonical_state(state), writer)
                         sampled = step
                     if step % cfg.train.checkpoint_every == 0:
-                        self._check_pending()
-                        self.ckpt.save(step, self.par.canonical_state(state), iterator.position)
+                        self.save_checkpoint(step, self.par.canonical_state(state),
+                                             iterator.position)
                     if self.evaluator is not None and step % cfg.eval.every == 0:
                         self._check_pending()
                         self.run_eval(self.par.canonical_state(state), iterator.position, writer)
@@ -346,7 +317,7 @@ class _Trainer:
                 self._check_pending()
                 interrupted = stop.signal_name
             state = self.par.canonical_state(state)
-            self.ckpt.save(step, state, iterator.position)
+            self.save_checkpoint(step, state, iterator.position)
             if interrupted:
                 log(f'{interrupted}: checkpoint of step {step} written; stopping')
         except NonFiniteError as e:
@@ -372,15 +343,20 @@ class _Trainer:
 
     def run_eval(self, state: GANState, data_position: int, writer) -> dict[str, float]:
         """Evaluates the EMA generator of the canonical `state`, logs the metrics, and keeps the
-        checkpoint if it is the best so far."""
+        checkpoint if it is the best so far.
+
+        The history line is written last: a kill before it leaves the evaluation unrecorded, and
+        the resumed run redoes it (and the best-checkpoint offer with it).
+        """
         t0 = time.perf_counter()
         values = self.evaluator.generator_metrics(state.ema_params, state.g_state)
         step = int(state.step)
-        writer.write_eval(step, values)
         line = '  '.join(f'{k} {v:.4g}' for k, v in values.items() if not k.endswith('_std'))
         note = ''
         if self.best is not None and self.best.offer(step, values, state, data_position):
             note = f'  (best {self.best.metric} so far: kept in {self.best.directory})'
+        writer.write_eval(step, values)
+        run_dir.kill_point('after_eval', step)
         log(f'eval at step {step} ({self.evaluator.num} samples, '
             f'{time.perf_counter() - t0:.1f} s): {line}{note}')
         return values
@@ -416,49 +392,6 @@ class _Trainer:
                                 os.path.join(self.workdir, 'eval.png'))
         log(f'done at step {step}: samples {path}' +
             (f', loss curves {os.path.join(self.workdir, "losses.png")}' if plotted else ''))
-
-
-class _BestCheckpoint:
-    """WORKDIR/best: the checkpoint with the best value of one evaluation metric so far.
-
-    best.json ({metric, value, step, metrics}) is written only after the checkpoint is complete
-    on disk, so it never names a checkpoint that is not there; after a crash between the two the
-    record is the previous (worse) one, and the next better evaluation replaces both.
-    """
-
-    def __init__(self, workdir: str, metric: str, write: bool = True):
-        self.metric = metric
-        self.directory = os.path.join(workdir, 'best')
-        self.path = os.path.join(self.directory, 'best.json')
-        self._write = write
-        self.value = None
-        if os.path.exists(self.path):
-            with open(self.path, encoding='utf-8') as f:
-                record = json.load(f)
-            if record.get('metric') == metric:
-                self.value = record['value']
-            else:
-                log(f"best checkpoint so far was chosen by {record.get('metric')}; now choosing "
-                    f'by {metric}, the record starts over')
-        self._ckpt = checkpoint.Checkpointer(self.directory, max_to_keep=1)
-
-    def offer(self, step: int, values: dict[str, float], state: GANState,
-              data_position: int) -> bool:
-        """Keeps `state` if values[metric] improves on the best so far; returns whether it did."""
-        from ganjax.evaluate import is_better  # noqa: PLC0415 (evaluate imports this module)
-        value = values[self.metric]
-        if not is_better(self.metric, value, self.value):
-            return False
-        self._ckpt.save(step, state, data_position)
-        self._ckpt.wait()
-        self.value = value
-        if self._write:
-            _write_json_atomic(self.path, {'metric': self.metric, 'value': value, 'step': step,
-                                           'metrics': values})
-        return True
-
-    def close(self) -> None:
-        self._ckpt.close()
 
 
 class _NullWriter:
@@ -525,7 +458,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> GANState:
     parallel.initialize_distributed(config)
     enable_compilation_cache(config.train.compilation_cache)
     # Refuse a different config before loading anything.
-    reconcile_config(config, workdir, write=False)
+    run_dir.reconcile_config(config, workdir, write=False)
     trainer = _Trainer(config, workdir)
     trainer.open_workdir()
     try:
@@ -535,36 +468,3 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> GANState:
         if trainer.best is not None:
             trainer.best.close()
 
-
-def load_run(workdir: str, step: int | None = None, best: bool = False):
-    """Restores a run's GANDef and GANState (for sampling and evaluation).
-
-    Args:
-      workdir: the run's folder.
-      step: checkpoint step; the latest if None.
-      best: restore the checkpoint kept in WORKDIR/best (by `eval.best_metric`) instead.
-
-    Returns:
-      (config, gan, state).
-
-    Raises:
-      ConfigError: if the workdir holds no run or no checkpoint.
-    """
-    config = load_workdir_config(workdir)
-    info_path = os.path.join(workdir, 'run_info.json')
-    with open(info_path, encoding='utf-8') as f:
-        data_shape = tuple(json.load(f)['data_shape'])
-    gan = build_gan(config, data_shape)
-    folder = os.path.join(workdir, 'best' if best else 'checkpoints')
-    if best and not os.path.exists(os.path.join(folder, 'best.json')):
-        raise ConfigError(f'{workdir} has no best checkpoint (it is kept when a run evaluates '
-                          'during training: eval.every > 0 and eval.best_metric set)')
-    ckpt = checkpoint.Checkpointer(folder)
-    try:
-        if ckpt.latest_step() is None:
-            raise ConfigError(f'{workdir} has no checkpoint yet')
-        template = jax.eval_shape(lambda: create_state(config, gan))
-        state, _ = ckpt.restore(template, step)
-    finally:
-        ckpt.close()
-    return config, gan, state

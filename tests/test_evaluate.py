@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from ganjax import data, evaluate, parallel, summaries
+from ganjax import data, evaluate, parallel, run_dir, summaries
 from ganjax import train as train_lib
 from ganjax.cli import main
 from ganjax.errors import ConfigError
@@ -69,7 +69,7 @@ def test_training_evaluates_every_n_steps_and_keeps_the_best_checkpoint(tmp_path
     winner = min(history, key=lambda r: r['fid'])
     assert best['metric'] == 'fid' and best['step'] == winner['step']
     assert best['value'] == winner['fid']
-    _, _, state = train_lib.load_run(workdir, best=True)
+    _, _, state = run_dir.load_run(workdir, best=True)
     assert int(state.step) == winner['step']
     # The best checkpoint's generator scores what the run logged for it (same noise, same data).
     result = evaluate.evaluate(workdir, num=64, batch_size=32, best=True)

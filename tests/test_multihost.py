@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from ganjax import config as config_lib
-from ganjax import summaries
+from ganjax import run_dir, summaries
 from ganjax import train as train_lib
 from util import ROOT
 
@@ -72,7 +72,7 @@ def test_two_processes_equal_one_process(tmp_path):
         ARGS + ['--config.parallel.num_devices=4']))
     one = train_lib.train_and_evaluate(config, str(tmp_path / 'one'))
 
-    _, _, two = train_lib.load_run(workdir)
+    _, _, two = run_dir.load_run(workdir)
     assert int(two.step) == STEPS
     for a, e in zip(jax.tree.leaves(two), jax.tree.leaves(one)):
         a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
