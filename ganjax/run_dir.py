@@ -137,10 +137,10 @@ def trim_to_checkpoint(workdir: str, step: int | None) -> None:
     """Cuts the run's files back to the checkpoint that training (re)starts from.
 
     Metrics and evaluation records after `step`, sample grids of later steps and the temporary
-    files of interrupted writes are removed;
-    without a checkpoint (step None) the run never started, and every file an earlier attempt
-    wrote (records, samples, plots, best/) goes. A best/ checkpoint from after `step` stays: the
-    resumed run evaluates the same states to the same values, so it would keep the same one.
+    files of interrupted writes are removed. Without a checkpoint (step None) the run never
+    started, and every file an earlier attempt wrote (records, samples, plots, best/) goes. A
+    best/ checkpoint from after `step` stays: the resumed run evaluates the same states to the
+    same values, so it would keep the same one.
 
     Args:
       workdir: the run's folder.

@@ -56,11 +56,20 @@ class _StopRequest:
     A second Ctrl-C interrupts at once (KeyboardInterrupt).
     """
 
-    def __init__(self):
+    def __init__(self, earlier: '_StopRequest | None' = None):
+        """Starts with no request.
+
+        Args:
+          earlier: the request that was listening before this one (during the run's setup); a
+            signal it caught carries over.
+        """
         self.signal_name = None
+        self._earlier = earlier
         self._previous = {}
 
     def __enter__(self):
+        if self._earlier is not None:
+            self.signal_name = self._earlier.signal_name
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -98,9 +107,10 @@ def check_finite(step: int, metrics: dict[str, float]) -> None:
 class _Trainer:
     """The state of one call of `train_and_evaluate` (kept out of the pure step)."""
 
-    def __init__(self, config: ConfigDict, workdir: str):
+    def __init__(self, config: ConfigDict, workdir: str, setup_stop: _StopRequest | None = None):
         self.config = config
         self.workdir = workdir
+        self.setup_stop = setup_stop
         # Data and models first: a missing dataset or an impossible model fails before the
         # workdir is touched.
         self.source = data.build_source(config.data, 'train')
@@ -240,7 +250,7 @@ class _Trainer:
     def run(self) -> GANState:
         cfg = self.config
         _, state, position = self.restored
-        step = int(state.step)
+        step = first_step = int(state.step)
         num_steps = cfg.train.num_steps
         writer = summaries.MetricsWriter(self.workdir, resume_step=step) if self.is_chief \
             else _NullWriter()
@@ -272,7 +282,7 @@ class _Trainer:
         progress = _progress_bar(cfg, step, num_steps)
         interrupted, sampled = None, None
         try:
-            with _StopRequest() as stop:
+            with _StopRequest(self.setup_stop) as stop:
                 # Throughput is measured from the end of the first call, which compiles.
                 t_window, steps_window = None, 0
                 while step < num_steps and not stop.requested:
@@ -317,9 +327,13 @@ class _Trainer:
                 self._check_pending()
                 interrupted = stop.signal_name
             state = self.par.canonical_state(state)
-            self.save_checkpoint(step, state, iterator.position)
-            if interrupted:
-                log(f'{interrupted}: checkpoint of step {step} written; stopping')
+            if interrupted and step == first_step:
+                log(f'{interrupted} before the first step of this session: nothing new to save; '
+                    'stopping')
+            else:
+                self.save_checkpoint(step, state, iterator.position)
+                if interrupted:
+                    log(f'{interrupted}: checkpoint of step {step} written; stopping')
         except NonFiniteError as e:
             writer.close()
             self.ckpt.wait()
@@ -459,12 +473,16 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> GANState:
     enable_compilation_cache(config.train.compilation_cache)
     # Refuse a different config before loading anything.
     run_dir.reconcile_config(config, workdir, write=False)
-    trainer = _Trainer(config, workdir)
-    trainer.open_workdir()
-    try:
-        return trainer.run()
-    finally:
-        trainer.ckpt.close()
-        if trainer.best is not None:
-            trainer.best.close()
+    # A SIGTERM or Ctrl-C while the data, models and evaluator are prepared stops the run before
+    # its first step, with a message, instead of killing it silently.
+    with _StopRequest() as setup_stop:
+        trainer = _Trainer(config, workdir, setup_stop)
+        run_dir.kill_point('setup', 0)
+        trainer.open_workdir()
+        try:
+            return trainer.run()
+        finally:
+            trainer.ckpt.close()
+            if trainer.best is not None:
+                trainer.best.close()
 

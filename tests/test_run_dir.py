@@ -112,6 +112,16 @@ def test_a_killed_run_resumes_to_the_files_of_an_uninterrupted_one(tmp_path, ref
 
 
 @pytest.mark.slow
+def test_sigterm_during_setup_stops_with_a_message_and_saves_nothing(tmp_path):
+    workdir = tmp_path / 'run'
+    stopped = _train_killed(workdir, 'setup:0:TERM')
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert 'SIGTERM before the first step of this session: nothing new to save' in stopped.stdout
+    assert 'Traceback' not in stopped.stderr
+    assert run_dir.checkpoint_steps(str(workdir)) == []
+
+
+@pytest.mark.slow
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, reference,
                                                                      capsys):
     workdir = tmp_path / 'run'
