@@ -34,9 +34,10 @@ class Checkpointer:
         """
         self.directory = os.path.abspath(directory)
         self.read_only = read_only
+        # Read-only by options rather than orbax's read_only flag, which logs a warning on
+        # every `ganjax sample`.
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
                                                enable_async_checkpointing=True,
-                                               read_only=read_only,
                                                cleanup_tmp_directories=not read_only)
         self._manager = ocp.CheckpointManager(self.directory, options=options,
                                               item_names=('state', 'data'))
@@ -60,6 +61,8 @@ class Checkpointer:
           extra: JSON-serializable values committed atomically with the state (see
             `read_extra`).
         """
+        if self.read_only:
+            raise RuntimeError(f'{self.directory} was opened read-only')
         if step in self._manager.all_steps():
             return
         record = {'position': int(data_position), 'step': int(step), **(extra or {})}
