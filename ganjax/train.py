@@ -16,6 +16,7 @@ workdir holds one run:
     WORKDIR/best/            the checkpoint with the best `eval.best_metric` so far, and best.json
 """
 
+import copy
 import json
 import os
 import signal
@@ -28,8 +29,9 @@ import jax
 import numpy as np
 from ml_collections import ConfigDict
 
-from ganjax import checkpoint, config as config_lib, data, images, parallel, summaries
+from ganjax import checkpoint, compose, config as config_lib, data, images, parallel, summaries
 from ganjax.errors import ConfigError, NonFiniteError
+from ganjax.optim import schedule_steps
 from ganjax.state import GANState
 from ganjax.train_step import build_gan, create_state, make_generate_fn, sample_latent
 
@@ -179,16 +181,20 @@ class _Trainer:
         # workdir is touched.
         self.source = data.build_source(config.data, 'train')
         self.data_shape = tuple(int(d) for d in self.source.data_shape)
-        self.gan = build_gan(config, self.data_shape)
+        self.gan = build_gan(config, self.data_shape, self.source.num_classes)
         # The device layout: a bad mesh or a batch that does not divide fails here, before any
         # compilation and before the workdir is touched.
-        self.par = parallel.Parallel(config, self.gan)
+        self.par = parallel.Parallel(config)
+        self._step_fns = {}
         self.is_chief = jax.process_index() == 0
         self.on_device = _data_on_device(config, self.source)
         self.generate = jax.jit(make_generate_fn(self.gan))
         self.fixed_z = sample_latent(
             jax.random.fold_in(jax.random.PRNGKey(config.seed), _SAMPLE_NOISE_SALT),
             config.train.num_samples, self.gan.latent_dim)
+        # A conditional generator's grid cycles through the classes.
+        self.fixed_y = (np.arange(config.train.num_samples, dtype=np.int32) %
+                        self.gan.num_classes) if self.gan.num_classes else None
         # The evaluator is built before the workdir is touched too: a missing feature classifier
         # or weights file is a config error, not a failure after the first thousand steps.
         self.evaluator, self.best = None, None
@@ -199,7 +205,7 @@ class _Trainer:
                 features_dir=config.eval.features_dir,
                 inception_weights=config.eval.inception_weights,
                 batch_size=config.eval.batch_size,
-                constrain=self.par._constrain if self.par.strategy == 'jit' else None,
+                constrain=self.par.constrain if self.par.strategy == 'jit' else None,
                 num_devices=len(self.par.devices))
             if config.eval.best_metric:
                 evaluate.check_best_metric(config.eval.best_metric, self.evaluator)
@@ -220,6 +226,7 @@ class _Trainer:
         if self.is_chief:
             _write_json_atomic(os.path.join(self.workdir, 'run_info.json'), {
                 'data_shape': list(self.data_shape), 'dataset': self.source.description,
+                'num_classes': int(self.source.num_classes),
                 'num_train_examples': len(self.source), 'jax_version': jax.__version__,
                 'layout': self.par.describe(), 'process_count': jax.process_count(),
                 'devices': [str(d) for d in self.par.devices]})
@@ -244,7 +251,7 @@ class _Trainer:
     def save_samples(self, state: GANState, writer: summaries.MetricsWriter) -> str:
         """Writes the fixed-noise sample grid of the canonical `state` (the chief writes)."""
         x = np.asarray(jax.device_get(self.generate(state.ema_params, state.g_state,
-                                                    self.fixed_z)))
+                                                    self.fixed_z, self.fixed_y)))
         step = int(state.step)
         path = os.path.join(self.workdir, 'samples', f'step_{step:07d}.png')
         if self.is_chief:
@@ -253,27 +260,38 @@ class _Trainer:
             writer.write_image(step, 'samples/ema', picture)
         return path
 
-    def _batches(self, iterator, count: int, data_x):
-        """The arguments after the state for `count` steps (one call)."""
+    def step_fn(self, count: int):
+        """The compiled step for calls of `count` steps (composed once per count)."""
+        if count not in self._step_fns:
+            self._step_fns[count] = compose.compile_step(
+                self.config, self.gan, self.par, steps_per_call=count, on_device=self.on_device)
+        return self._step_fns[count]
+
+    def _batches(self, iterator, count: int, data_on_device):
+        """The arguments after the state for `count` steps (one call): the batch dict as the
+        source gives it ({'x', 'label', ...}), each array [(count,) n_critic, batch, ...]."""
         n_critic, b = self.config.train.n_critic, self.config.data.batch_size
-        if data_x is not None:
+        if data_on_device is not None:
             idx = np.stack([iterator.next_global_indices().reshape(n_critic, b).astype(np.int32)
                             for _ in range(count)])
-            return data_x, self.par.put_indices(idx[0] if count == 1 else idx)
-        local = [next(iterator)['x'] for _ in range(count)]
-        local = np.stack([x.reshape((n_critic, -1) + x.shape[1:]) for x in local])
+            return data_on_device, self.par.put_indices(idx[0] if count == 1 else idx)
+        batches = [next(iterator) for _ in range(count)]
+        local = {k: np.stack([np.reshape(bt[k], (n_critic, -1) + np.shape(bt[k])[1:])
+                              for bt in batches]) for k in batches[0]}
         if count == 1:
-            return (self.par.put_batch(local[0], batch_axis=1),)
+            return (self.par.put_batch({k: v[0] for k, v in local.items()}, batch_axis=1),)
         return (self.par.put_batch(local, batch_axis=2),)
 
     def run(self) -> GANState:
         cfg = self.config
         start = self.ckpt.latest_step()
         if start is not None:
-            state, position = self.ckpt.restore(self.par.abstract_state())
+            state, position = self.ckpt.restore(self.par.abstract_state(
+                jax.eval_shape(lambda: create_state(cfg, self.gan))))
             log(f'resuming {self.workdir} from step {start} (checkpoint restored)')
         else:
-            state, position = self.par.canonical_state(self.par.init_state()), 0
+            state = self.par.init_state(lambda: create_state(cfg, self.gan))
+            state, position = self.par.canonical_state(state), 0
             log(f'new run in {self.workdir}: {self.source.description}, data shape '
                 f'{self.data_shape}, {_count(state.g_params):,} G and {_count(state.d_params):,} '
                 'D parameters')
@@ -293,9 +311,9 @@ class _Trainer:
             self.source, batch_size * n_critic, seed=cfg.seed, position=position,
             process_index=jax.process_index(), process_count=jax.process_count(),
             prefetch=0 if self.on_device else cfg.data.prefetch, groups=n_critic)
-        data_x = None
+        data_on_device = None
         if self.on_device:
-            data_x = self.par.put_dataset(_read_all(self.source))
+            data_on_device = self.par.put_dataset(_read_all(self.source))
         state = self.par.place_state(state)
         k = cfg.train.steps_per_call
         events = (cfg.train.log_every, cfg.train.sample_every, cfg.train.checkpoint_every) + \
@@ -310,8 +328,8 @@ class _Trainer:
                     # k steps per call, or single steps up to the next log, sample or checkpoint.
                     to_event = min([e - step % e for e in events] + [num_steps - step])
                     count = k if to_event >= k else 1
-                    step_fn = self.par.step_fn(count, on_device=self.on_device)
-                    args = self._batches(iterator, count, data_x)
+                    step_fn = self.step_fn(count)
+                    args = self._batches(iterator, count, data_on_device)
                     if t_window is None:
                         t0 = time.perf_counter()
                         state, metrics = step_fn(state, *args)
@@ -486,11 +504,11 @@ def _data_on_device(config: ConfigDict, source) -> bool:
     return size <= config.data.on_device_max_mb * 2 ** 20
 
 
-def _read_all(source, chunk: int = 4096) -> np.ndarray:
-    """Every example of a source, in order, as one host array."""
-    parts = [source.get_batch(np.arange(i, min(i + chunk, len(source))))['x']
+def _read_all(source, chunk: int = 4096) -> dict[str, np.ndarray]:
+    """Every example of a source, in order, as host arrays ({'x', 'label', ...})."""
+    parts = [source.get_batch(np.arange(i, min(i + chunk, len(source))))
              for i in range(0, len(source), chunk)]
-    return np.concatenate(parts)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _count(tree) -> int:
@@ -521,6 +539,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> GANState:
         is kept and nothing later is written).
     """
     config_lib.validate(config)
+    config = fix_schedule_steps(config, workdir)
     # Before anything touches a device: a multi-host run joins its peers here.
     parallel.initialize_distributed(config)
     enable_compilation_cache(config.train.compilation_cache)
@@ -534,6 +553,30 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> GANState:
         trainer.ckpt.close()
         if trainer.best is not None:
             trainer.best.close()
+
+
+def fix_schedule_steps(config: ConfigDict, workdir: str) -> ConfigDict:
+    """Fixes `optim.schedule_steps` when it is 0: the saved run's value on a resume, else the
+    run's `train.num_steps` at its start, so that a resume with another `train.num_steps` keeps the
+    learning-rate schedule (the value is stored in the run's config.json).
+
+    Args:
+      config: the config asked for (not changed).
+      workdir: the run's folder.
+
+    Returns:
+      A copy of `config` with `optim.schedule_steps` > 0.
+    """
+    config = copy.deepcopy(config)
+    if config.optim.schedule_steps > 0:
+        return config
+    path = os.path.join(workdir, 'config.json')
+    saved = None
+    if os.path.isfile(path):
+        with open(path, encoding='utf-8') as f:
+            saved = config_lib.from_json(f.read()).optim.schedule_steps
+    config.optim.schedule_steps = saved if saved else schedule_steps(config)
+    return config
 
 
 def load_run(workdir: str, step: int | None = None, best: bool = False):
@@ -553,8 +596,9 @@ def load_run(workdir: str, step: int | None = None, best: bool = False):
     config = load_workdir_config(workdir)
     info_path = os.path.join(workdir, 'run_info.json')
     with open(info_path, encoding='utf-8') as f:
-        data_shape = tuple(json.load(f)['data_shape'])
-    gan = build_gan(config, data_shape)
+        info = json.load(f)
+    data_shape = tuple(info['data_shape'])
+    gan = build_gan(config, data_shape, int(info.get('num_classes', 0)))
     folder = os.path.join(workdir, 'best' if best else 'checkpoints')
     if best and not os.path.exists(os.path.join(folder, 'best.json')):
         raise ConfigError(f'{workdir} has no best checkpoint (it is kept when a run evaluates '
