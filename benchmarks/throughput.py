@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import common  # noqa: E402  (benchmarks/common.py, beside this script)
 from ganjax import config as config_lib  # noqa: E402
-from ganjax import data, parallel  # noqa: E402
+from ganjax import compose, data, parallel  # noqa: E402
 from ganjax.train_step import build_gan, create_state, make_train_step  # noqa: E402
 
 #: Dense peak FLOP/s per device by device kind (substring match) and precision. The H100/H200
@@ -129,16 +129,16 @@ def measure(config, data_shape, steps: int, warmup: int, count_flops: bool = Tru
       A dict of the measurements.
     """
     gan = build_gan(config, data_shape)
-    par = parallel.Parallel(config, gan)
+    par = parallel.Parallel(config)
     k = int(config.train.steps_per_call)
     rng = np.random.default_rng(0)
     host = random_batch(config, data_shape, rng)
     if k > 1:
-        batch = par.put_batch(np.stack([host] * k), batch_axis=2)
+        batch = par.put_batch({'x': np.stack([host] * k)}, batch_axis=2)
     else:
-        batch = par.put_batch(host, batch_axis=1)
-    state = par.init_state()
-    fn = par.step_fn(k)
+        batch = par.put_batch({'x': host}, batch_axis=1)
+    state = par.init_state(lambda: create_state(config, gan))
+    fn = compose.compile_step(config, gan, par, steps_per_call=k)
 
     t0 = time.perf_counter()
     compiled = fn.lower(state, batch).compile()

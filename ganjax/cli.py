@@ -118,7 +118,9 @@ def _sample(args, extra) -> None:
     _, gan, state = run_dir.load_run(args.workdir, args.step, best=args.best,
                                      log=lambda m: print(f'[ganjax] {m}', flush=True))
     z = sample_latent(jax.random.PRNGKey(args.seed), args.num, gan.latent_dim)
-    x = np.asarray(jax.jit(make_generate_fn(gan))(state.ema_params, state.g_state, z))
+    # A conditional generator's samples cycle through the classes.
+    y = np.arange(args.num, dtype=np.int32) % gan.num_classes if gan.num_classes else None
+    x = np.asarray(jax.jit(make_generate_fn(gan))(state.ema_params, state.g_state, z, y))
     if args.out.endswith('.npy'):
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         np.save(args.out, x)

@@ -243,7 +243,7 @@ def validate(config: ConfigDict) -> None:
     non_negative = ('optim.g_lr', 'optim.d_lr', 'loss.weight_clip', 'penalty.weight',
                     'optim.grad_clip_norm', 'data.prefetch', 'data.image_size', 'data.channels',
                     'parallel.num_devices', 'parallel.num_processes', 'parallel.fsdp_min_size',
-                    'eval.every')
+                    'eval.every', 'optim.schedule_steps')
     for key in non_negative:
         if flat[key] < 0:
             raise ConfigError(f'{key} must be >= 0, got {flat[key]}')

@@ -38,6 +38,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.d_spectral_norm = False
     config.model.output_activation = 'tanh'  # tanh | none (G's last layer)
     config.model.param_dtype = 'float32'  # storage dtype of parameters (see `precision`)
+    # Class-conditional G and D (G: one-hot label appended to z; D: projection term) over the
+    # dataset's classes; needs labelled data.
+    config.model.conditional = False
 
     config.data = ml_collections.ConfigDict()
     config.data.name = 'mnist_5k'  # ganjax.data.DATASETS: mnist_5k|tfds|image_folder|csv|ring8|grid25
@@ -74,6 +77,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.optim.weight_decay = 0.0  # adamw only
     config.optim.grad_clip_norm = 0.0  # > 0: clip each network's gradient global norm
     config.optim.schedule = 'constant'  # constant | linear | cosine (decay to 0 over the run)
+    # Length of the linear/cosine schedule in steps; 0 = train.num_steps when the run starts. Fixed
+    # then and stored with the run, so resuming with another train.num_steps keeps the schedule.
+    config.optim.schedule_steps = 0
 
     config.ema = ml_collections.ConfigDict()
     config.ema.decay = 0.999  # EMA of G's parameters, used for samples
@@ -105,7 +111,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.features = 'auto'
     config.eval.features_dir = ''  # classifier of train-features ('' = features/<dataset>)
     config.eval.inception_weights = ''  # '' = $GANJAX_INCEPTION_WEIGHTS or ~/.cache/ganjax/...
-    config.eval.best_metric = 'fid'  # ganjax.metrics.goals.METRIC_GOALS; '' = keep no best checkpoint
+    config.eval.best_metric = 'fid'  # ganjax.metrics.goals.METRIC_GOALS; '' = no best checkpoint
 
     # How the step is spread over devices and hosts (ganjax.parallel).
     config.parallel = ml_collections.ConfigDict()

@@ -29,7 +29,7 @@ from ganjax.errors import ConfigError
 from ganjax.metrics import features as features_lib
 # Re-exported: `ganjax.evaluate` is where users look for how metrics are compared.
 from ganjax.metrics.goals import METRIC_GOALS, is_better  # noqa: F401
-from ganjax.train_step import make_generate_fn, sample_latent
+from ganjax.train_step import make_generate_fn, sample_labels, sample_latent
 
 _EVAL_NOISE_SALT = 0xE7A1
 # Batches per compiled call: 50,000 samples in batches of 250 are 4 calls of a scan over 50
@@ -155,6 +155,7 @@ class Evaluator:
                                inception_weights)
         self.seed = int(config.seed)
         self.latent_dim = gan.latent_dim
+        self.num_classes = gan.num_classes
         self._constrain = constrain
         self._num_devices = max(1, int(num_devices))
         self._mixture = ((held_out.centers, held_out.std) if hasattr(held_out, 'centers')
@@ -196,10 +197,14 @@ class Evaluator:
         # One batch of `count` samples per offset, noise folded from the offset: the samples do
         # not depend on how batches are grouped into calls.
         def body(stats, offset):
-            z = sample_latent(jax.random.fold_in(rng, offset), count, self.latent_dim)
+            key = jax.random.fold_in(rng, offset)
+            z = sample_latent(key, count, self.latent_dim)
+            # A conditional generator is measured over uniformly drawn classes.
+            y = sample_labels(jax.random.fold_in(key, 1), count, self.num_classes)
             if self._constrain is not None and count % self._num_devices == 0:
                 z = self._constrain(z)
-            x = self._generate(params, g_state, z)
+                y = None if y is None else self._constrain(y)
+            x = self._generate(params, g_state, z, y)
             stats, f, probs = self._extract(fns, stats, x)
             return stats, (f, probs, x if self._mixture is not None else None)
         stats, (f, probs, x) = jax.lax.scan(body, stats, offsets)

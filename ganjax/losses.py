@@ -7,7 +7,10 @@ Every loss has the same signature::
 `real_logits` and `fake_logits` are float arrays of shape [B] (the discriminator's raw outputs, before
 any sigmoid). `d_loss` and `g_loss` are scalars averaged over the batch; `aux` holds the real and
 fake terms of the discriminator loss (`d_real`, `d_fake`, so `d_loss == d_real + d_fake`) and of the
-generator loss where it has two (`g_real`, `g_fake`). A loss is chosen by name from `LOSSES`.
+generator loss (`g_real`, `g_fake`, so `g_loss == g_real + g_fake`; `g_real` is 0 except for the
+relativistic losses). Every loss returns the same `aux` keys (`AUX_KEYS`), so that losses can be
+chosen per member of a vmapped population by an index (`lax.switch` needs one output structure).
+A loss is chosen by name from `LOSSES`.
 
 Terms with log(sigmoid(.)) are written with `jax.nn.log_sigmoid` / `softplus`: log(sigmoid(x))
 underflows to -inf for x below about -88 in float32, which turns a confident discriminator into a
@@ -23,6 +26,17 @@ from ganjax.errors import lookup
 
 LossOutput = tuple[jax.Array, jax.Array, dict[str, jax.Array]]
 LossFn = Callable[[jax.Array, jax.Array], LossOutput]
+
+#: The keys of every loss's `aux`.
+AUX_KEYS = ('d_real', 'd_fake', 'g_real', 'g_fake')
+
+
+def _output(d_real, d_fake, g_fake, g_real=None) -> LossOutput:
+    # One output structure for every loss; G's real term is 0 where G's loss does not read reals.
+    if g_real is None:
+        g_real = jnp.zeros((), jnp.float32)
+    aux = {'d_real': d_real, 'd_fake': d_fake, 'g_real': g_real, 'g_fake': g_fake}
+    return d_real + d_fake, g_real + g_fake, aux
 
 
 def _f32(real_logits, fake_logits):
@@ -46,15 +60,14 @@ def minimax(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
       fake_logits: D's logits on generated data, shape [B].
 
     Returns:
-      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake'}.
+      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake', 'g_real' (0), 'g_fake'}.
 
     References:
       Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014. https://arxiv.org/abs/1406.2661
     """
     r, f = _f32(real_logits, fake_logits)
     d_real, d_fake = _bce_d_terms(r, f)
-    g_loss = -d_fake  # log(1 - sigmoid(f)), which G minimises
-    return d_real + d_fake, g_loss, {'d_real': d_real, 'd_fake': d_fake}
+    return _output(d_real, d_fake, -d_fake)  # G minimises log(1 - sigmoid(f))
 
 
 def non_saturating(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
@@ -65,7 +78,7 @@ def non_saturating(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput
       fake_logits: D's logits on generated data, shape [B].
 
     Returns:
-      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake'}.
+      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake', 'g_real' (0), 'g_fake'}.
 
     References:
       Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014, section 3.
@@ -73,8 +86,7 @@ def non_saturating(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput
     """
     r, f = _f32(real_logits, fake_logits)
     d_real, d_fake = _bce_d_terms(r, f)
-    g_loss = jnp.mean(jax.nn.softplus(-f))  # -log sigmoid(f)
-    return d_real + d_fake, g_loss, {'d_real': d_real, 'd_fake': d_fake}
+    return _output(d_real, d_fake, jnp.mean(jax.nn.softplus(-f)))  # -log sigmoid(f)
 
 
 def wasserstein(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
@@ -88,7 +100,7 @@ def wasserstein(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
       fake_logits: critic outputs on generated data, shape [B].
 
     Returns:
-      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake'}.
+      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake', 'g_real' (0), 'g_fake'}.
 
     References:
       Arjovsky, Chintala, Bottou, "Wasserstein GAN", ICML 2017. https://arxiv.org/abs/1701.07875
@@ -96,7 +108,7 @@ def wasserstein(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
     r, f = _f32(real_logits, fake_logits)
     d_real = -jnp.mean(r)
     d_fake = jnp.mean(f)
-    return d_real + d_fake, -jnp.mean(f), {'d_real': d_real, 'd_fake': d_fake}
+    return _output(d_real, d_fake, -jnp.mean(f))
 
 
 def hinge(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
@@ -107,7 +119,7 @@ def hinge(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
       fake_logits: D's logits on generated data, shape [B].
 
     Returns:
-      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake'}.
+      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake', 'g_real' (0), 'g_fake'}.
 
     References:
       Lim and Ye, "Geometric GAN", 2017. https://arxiv.org/abs/1705.02894 ;
@@ -116,7 +128,7 @@ def hinge(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
     r, f = _f32(real_logits, fake_logits)
     d_real = jnp.mean(jax.nn.relu(1.0 - r))
     d_fake = jnp.mean(jax.nn.relu(1.0 + f))
-    return d_real + d_fake, -jnp.mean(f), {'d_real': d_real, 'd_fake': d_fake}
+    return _output(d_real, d_fake, -jnp.mean(f))
 
 
 def least_squares(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
@@ -129,7 +141,7 @@ def least_squares(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
       fake_logits: D's raw outputs on generated data, shape [B].
 
     Returns:
-      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake'}.
+      (d_loss, g_loss, aux) with aux = {'d_real', 'd_fake', 'g_real' (0), 'g_fake'}.
 
     References:
       Mao et al., "Least Squares Generative Adversarial Networks", ICCV 2017.
@@ -138,8 +150,7 @@ def least_squares(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
     r, f = _f32(real_logits, fake_logits)
     d_real = 0.5 * jnp.mean(jnp.square(r - 1.0))
     d_fake = 0.5 * jnp.mean(jnp.square(f))
-    g_loss = 0.5 * jnp.mean(jnp.square(f - 1.0))
-    return d_real + d_fake, g_loss, {'d_real': d_real, 'd_fake': d_fake}
+    return _output(d_real, d_fake, 0.5 * jnp.mean(jnp.square(f - 1.0)))
 
 
 def relativistic_average(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
@@ -168,8 +179,7 @@ def relativistic_average(real_logits: jax.Array, fake_logits: jax.Array) -> Loss
     d_real, d_fake = _bce_d_terms(r_rel, f_rel)
     g_real = jnp.mean(jax.nn.softplus(r_rel))
     g_fake = jnp.mean(jax.nn.softplus(-f_rel))
-    aux = {'d_real': d_real, 'd_fake': d_fake, 'g_real': g_real, 'g_fake': g_fake}
-    return d_real + d_fake, g_real + g_fake, aux
+    return _output(d_real, d_fake, g_fake, g_real)
 
 
 def relativistic_average_ls(real_logits: jax.Array, fake_logits: jax.Array) -> LossOutput:
@@ -196,8 +206,7 @@ def relativistic_average_ls(real_logits: jax.Array, fake_logits: jax.Array) -> L
     d_fake = jnp.mean(jnp.square(f_rel + 1.0))
     g_real = jnp.mean(jnp.square(r_rel + 1.0))
     g_fake = jnp.mean(jnp.square(f_rel - 1.0))
-    aux = {'d_real': d_real, 'd_fake': d_fake, 'g_real': g_real, 'g_fake': g_fake}
-    return d_real + d_fake, g_real + g_fake, aux
+    return _output(d_real, d_fake, g_fake, g_real)
 
 
 LOSSES: dict[str, LossFn] = {

@@ -1,18 +1,16 @@
-"""Spreading the training step over devices and hosts.
+"""The device layout of a run: mesh, shardings and placement (big_vision's sharding.py is the model).
 
-`Parallel(config, gan)` owns everything device-specific, so that the step (`ganjax.train_step`)
-holds none of it:
+`Parallel(config)` knows devices, never the step: the step is pure (`ganjax.train_step`) and is
+compiled in one place, `ganjax.compose`, which takes its shardings from here.
 
-* **jit** (default): one program compiled with `jax.jit` over a device mesh of axes
-  ``('data', 'fsdp')``. The global batch is split over all devices; the state is replicated, or,
-  with ``parallel.fsdp > 1``, every large leaf of the parameters, optimizer states and EMA is split
-  over the 'fsdp' axis (ZeRO-3 / FSDP style: XLA gathers a layer's weights where it needs them and
-  reduce-scatters its gradients). BatchNorm statistics and the losses' batch means are means over
-  the global batch, whatever the number of devices, because the program computes exactly what the
-  one-device program does.
+* **jit** (default): a device mesh of axes ``('data', 'fsdp')``. The global batch is split over
+  all devices; the state is replicated, or, with ``parallel.fsdp > 1``, every large leaf of the
+  parameters, optimizer states and EMA is split over the 'fsdp' axis (ZeRO-3 / FSDP style: XLA
+  gathers a layer's weights where it needs them and reduce-scatters its gradients). BatchNorm
+  statistics and the losses' batch means are means over the global batch, whatever the number of
+  devices, because the program computes exactly what the one-device program does.
 * **pmap**: the same step under `jax.pmap`, kept for comparison (pmap is in maintenance mode since
-  JAX 0.8). The step then gathers logits, averages gradients and BatchNorm statistics over the
-  device axis itself, and gives the same results.
+  JAX 0.8). The state is stacked once per device and the batch split along a leading device axis.
 
 Multi-host runs go through JAX's own runtime (`initialize_distributed`): every process runs the
 same program, loads its own slice of each global batch, and orbax writes checkpoints once.
@@ -31,8 +29,6 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from ml_collections import ConfigDict
 
 from ganjax.errors import ConfigError, lookup
-from ganjax.state import GANState
-from ganjax.train_step import GANDef, create_state, make_multi_step, make_train_step
 
 DATA_AXIS = 'data'
 FSDP_AXIS = 'fsdp'
@@ -160,7 +156,7 @@ def fsdp_spec(shape: tuple[int, ...], fsdp: int, min_size: int) -> P:
 
 
 class Parallel:
-    """The device layout of a run: mesh, shardings, placement and the compiled step.
+    """The device layout of a run: mesh, shardings and placement of states and batches.
 
     Attributes:
       strategy: 'jit' or 'pmap'.
@@ -170,21 +166,19 @@ class Parallel:
       global_batch: `data.batch_size`, the batch of each D and G update summed over devices.
     """
 
-    def __init__(self, config: ConfigDict, gan: GANDef):
+    def __init__(self, config: ConfigDict):
         """Checks the layout against the devices present and builds the mesh.
 
         Nothing is compiled here: a layout that cannot work fails before any compilation.
 
         Args:
           config: the run config.
-          gan: from `ganjax.train_step.build_gan`.
 
         Raises:
           ConfigError: for an unknown strategy, a mesh larger than the devices present, a batch
             that does not divide over the devices, or an FSDP size that does not divide them.
         """
         self.config = config
-        self.gan = gan
         p = config.parallel
         self.strategy = lookup({s: s for s in STRATEGIES}, p.strategy, 'parallel.strategy')
         self.process_index = jax.process_index()
@@ -230,52 +224,72 @@ class Parallel:
 
     # --- state ---------------------------------------------------------------------------
 
-    def state_shardings(self, state: Any) -> Any:
-        """The NamedSharding of every leaf of a GANState (concrete or abstract) under 'jit'."""
-        return jax.tree.map(
-            lambda x: NamedSharding(self.mesh, fsdp_spec(tuple(x.shape), self.fsdp,
-                                                         self.fsdp_min_size)), state)
-
-    def init_state(self, rng: jax.Array | None = None) -> GANState:
-        """Initialises the GANState directly in this layout (each shard made where it lives).
+    def state_shardings(self, state: Any, leading: int = 0) -> Any:
+        """The NamedSharding of every leaf of a state (concrete or abstract) under 'jit'.
 
         Args:
-          rng: optional PRNG key; `config.seed` when None.
+          state: a GANState or any pytree of arrays.
+          leading: number of leading axes that are not the canonical leaf's (1 for a
+            population's member axis); they stay unsplit.
 
         Returns:
-          The state, laid out for `step`.
+          A pytree of NamedShardings like `state`.
         """
-        make = lambda: create_state(self.config, self.gan, rng)
+        def spec(x):
+            inner = fsdp_spec(tuple(x.shape[leading:]), self.fsdp, self.fsdp_min_size)
+            return NamedSharding(self.mesh, P(*([None] * leading), *inner))
+
+        return jax.tree.map(spec, state)
+
+    def init_state(self, make: Callable[[], Any], leading: int = 0) -> Any:
+        """Runs a state constructor so that each shard is made where it lives.
+
+        Args:
+          make: () -> canonical state (e.g. `lambda: create_state(config, gan)`).
+          leading: leading population axes of the state (see `state_shardings`).
+
+        Returns:
+          The state, laid out for the compiled step.
+        """
         if self.strategy == 'pmap':
             return self.place_state(jax.jit(make)())
-        shardings = self.state_shardings(jax.eval_shape(make))
+        shardings = self.state_shardings(jax.eval_shape(make), leading)
         return jax.jit(make, out_shardings=shardings)()
 
-    def abstract_state(self) -> GANState:
-        """Shapes, dtypes and target shardings of the canonical state, for checkpoint restore."""
-        shapes = jax.eval_shape(lambda: create_state(self.config, self.gan))
+    def abstract_state(self, shapes: Any, leading: int = 0) -> Any:
+        """Shapes, dtypes and target shardings of a canonical state, for checkpoint restore.
+
+        Args:
+          shapes: the state's abstract value (`jax.eval_shape` of its constructor).
+          leading: leading population axes.
+        """
         if self.strategy == 'pmap':
             one = jax.sharding.SingleDeviceSharding(self.devices[0])
             shardings = jax.tree.map(lambda _: one, shapes)
         else:
-            shardings = self.state_shardings(shapes)
+            shardings = self.state_shardings(shapes, leading)
         return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                             shapes, shardings)
 
-    def place_state(self, state: GANState) -> GANState:
-        """Lays a canonical state (one logical copy, e.g. restored) out for `step`."""
+    def place_state(self, state: Any, leading: int = 0) -> Any:
+        """Lays a canonical state (one logical copy, e.g. restored) out for the compiled step."""
         if self.strategy == 'pmap':
             n = len(self.devices)
             return jax.tree.map(
                 lambda x: jax.device_put(np.broadcast_to(np.asarray(x), (n,) + x.shape),
                                          self._pmap_sharding(x.ndim + 1)), state)
-        return jax.device_put(state, self.state_shardings(state))
+        return jax.device_put(state, self.state_shardings(state, leading))
 
-    def canonical_state(self, state: GANState) -> GANState:
+    def canonical_state(self, state: Any) -> Any:
         """One logical copy of the state, for checkpoints, sampling and evaluation."""
         if self.strategy == 'pmap':
             return jax.tree.map(lambda x: x[0], state)
         return state
+
+    @property
+    def replicated(self) -> NamedSharding:
+        """The sharding of a leaf every device holds whole (jit path)."""
+        return self._replicated
 
     # --- data ----------------------------------------------------------------------------
 
@@ -289,18 +303,20 @@ class Parallel:
         spec[batch_axis] = BATCH_AXES
         return NamedSharding(self.mesh, P(*spec))
 
-    def put_batch(self, local: np.ndarray, batch_axis: int) -> jax.Array:
+    def put_batch(self, local: Any, batch_axis: int) -> Any:
         """Sends this process's rows of a global batch to the devices.
 
         Args:
-          local: host array whose axis `batch_axis` holds this process's rows (global batch /
-            process count).
+          local: host array, or dict of arrays (e.g. {'x', 'label'}), whose axis `batch_axis`
+            holds this process's rows (global batch / process count).
           batch_axis: which axis is the batch.
 
         Returns:
-          The global array (jit) or the per-device stack [devices, ..., batch / devices, ...]
-          (pmap).
+          The global array(s) (jit) or the per-device stack [devices, ..., batch / devices, ...]
+          (pmap), in the structure of `local`.
         """
+        if isinstance(local, dict):
+            return {k: self.put_batch(v, batch_axis) for k, v in local.items()}
         if self.strategy == 'pmap':
             n = len(self.devices)
             shape = local.shape
@@ -324,9 +340,12 @@ class Parallel:
         return jax.make_array_from_callback(global_indices.shape, sharding,
                                             lambda idx: global_indices[idx])
 
-    def put_dataset(self, x: np.ndarray) -> jax.Array:
-        """Places a whole training split [N, *data_shape] on every device of the mesh (every
-        process passes it): replicated under jit, stacked once per device under pmap."""
+    def put_dataset(self, x: Any) -> Any:
+        """Places a whole training split [N, ...] (an array or a dict of arrays, e.g. {'x',
+        'label'}) on every device of the mesh (every process passes it): replicated under jit,
+        stacked once per device under pmap."""
+        if isinstance(x, dict):
+            return {k: self.put_dataset(v) for k, v in x.items()}
         if self.strategy == 'pmap':
             n = len(self.devices)
             arr = jax.device_put(np.broadcast_to(x, (n,) + x.shape),
@@ -335,49 +354,15 @@ class Parallel:
             arr = jax.make_array_from_callback(x.shape, self._replicated, lambda idx: x[idx])
         return arr
 
-    # --- the step ------------------------------------------------------------------------
+    # --- inside the compiled step ------------------------------------------------------
 
-    def _constrain(self, v: jax.Array) -> jax.Array:
-        return jax.lax.with_sharding_constraint(v, self.batch_sharding(v.ndim, 0))
+    def constrain(self, v: jax.Array, batch_axis: int = 0) -> jax.Array:
+        """Inside a jit-compiled function: split `v`'s axis `batch_axis` like the data batch.
 
-    def step_fn(self, steps_per_call: int = 1, on_device: bool = False) -> Callable:
-        """The compiled step in this layout (built once per (steps_per_call, on_device)).
-
-        Args:
-          steps_per_call: k > 1 runs k steps per call in a `lax.scan`.
-          on_device: the step takes (state, put_dataset(x), indices) instead of (state, batch).
-
-        Returns:
-          `f(state, batch_x) -> (state, metrics)` or `f(state, data_x, indices) -> ...`, where
-          batch_x is `put_batch` of [(k,) n_critic, local batch, *data_shape] and indices is
-          `put_indices` of [(k,) n_critic, global batch]; the state argument is donated.
-          Metrics are device arrays; read them with `host_metrics`.
+        The step applies it to what it creates itself (latent codes, labels), so that XLA
+        computes them sharded instead of replicated.
         """
-        key = (int(steps_per_call), bool(on_device))
-        if key in self._compiled:
-            return self._compiled[key]
-        pmap = self.strategy == 'pmap'
-        step = make_train_step(self.config, self.gan, axis_name=DATA_AXIS if pmap else None,
-                               constrain=None if pmap else self._constrain)
-        if steps_per_call > 1:
-            step = make_multi_step(step)
-
-        if on_device:
-            def body(state, data_x, indices):
-                return step(state, {'x': jnp.take(data_x, indices, axis=0)})
-        else:
-            def body(state, batch_x):
-                return step(state, {'x': batch_x})
-
-        if pmap:
-            fn = jax.pmap(body, axis_name=DATA_AXIS, devices=self.devices, donate_argnums=0)
-        else:
-            state_sh = self.state_shardings(jax.eval_shape(
-                lambda: create_state(self.config, self.gan)))
-            fn = jax.jit(body, out_shardings=(state_sh, self._replicated), donate_argnums=0,
-                         compiler_options=cpu_conv_compiler_options(self.devices[0].platform))
-        self._compiled[key] = fn
-        return fn
+        return jax.lax.with_sharding_constraint(v, self.batch_sharding(v.ndim, batch_axis))
 
     def host_metrics(self, metrics: dict[str, jax.Array]) -> dict[str, np.ndarray]:
         """Fetches a step's metrics to the host (one value per step, float64)."""

@@ -223,7 +223,7 @@ def penalty_term(penalty_fn: PenaltyFn, weight: float, interval: int, d_step: ja
 
     Args:
       penalty_fn: one of `PENALTIES`.
-      weight: the penalty weight (lambda or gamma).
+      weight: the penalty weight (lambda or gamma), a float or a traced scalar.
       interval: apply on D updates whose index is a multiple of this (1 = every update).
       d_step: index of the current D update, an int32 scalar (may be traced).
       d_fn: x [B, ...] -> logits [B].
@@ -234,7 +234,9 @@ def penalty_term(penalty_fn: PenaltyFn, weight: float, interval: int, d_step: ja
     Returns:
       (weight * interval * penalty) on the chosen updates, 0 otherwise; a float32 scalar.
     """
-    if penalty_fn is no_penalty or weight == 0:
+    # `weight` may be traced (a population's members have their own), so it chooses nothing
+    # here: only the table entry 'none' skips the computation.
+    if penalty_fn is no_penalty:
         return jnp.zeros((), jnp.float32)
     if interval <= 1:
         return weight * penalty_fn(d_fn, real, fake, rng)

@@ -19,6 +19,7 @@ resumed run writes the same files as one that never stopped. A workdir whose run
 a checkpoint holds no run: its files are cleared and its config.json does not bind a new start.
 """
 
+import copy
 import glob
 import json
 import os
@@ -32,6 +33,7 @@ from ml_collections import ConfigDict
 from ganjax import checkpoint, config as config_lib, summaries
 from ganjax.errors import ConfigError
 from ganjax.metrics.goals import is_better
+from ganjax.optim import schedule_steps
 from ganjax.state import GANState
 from ganjax.train_step import build_gan, create_state
 
@@ -131,6 +133,30 @@ def load_workdir_config(workdir: str) -> ConfigDict:
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as e:
         raise ConfigError(f'{path} is not a config saved by ganjax ({type(e).__name__}: {e}); '
                           'restore it or start a new run in a new --workdir') from None
+
+
+def fix_schedule_steps(config: ConfigDict, workdir: str) -> ConfigDict:
+    """Fixes `optim.schedule_steps` when it is 0: the saved run's value on a resume, else the
+    run's `train.num_steps` at its start, so that a resume with another `train.num_steps` keeps the
+    learning-rate schedule (the value is stored in the run's config.json).
+
+    A workdir without a checkpoint holds no run, so its config.json fixes nothing.
+
+    Args:
+      config: the config asked for (not changed).
+      workdir: the run's folder.
+
+    Returns:
+      A copy of `config` with `optim.schedule_steps` > 0.
+    """
+    config = copy.deepcopy(config)
+    if config.optim.schedule_steps > 0:
+        return config
+    saved = None
+    if checkpoint_steps(workdir) and os.path.isfile(os.path.join(workdir, 'config.json')):
+        saved = load_workdir_config(workdir).optim.schedule_steps
+    config.optim.schedule_steps = saved if saved else schedule_steps(config)
+    return config
 
 
 def trim_to_checkpoint(workdir: str, step: int | None) -> None:
@@ -293,8 +319,9 @@ def load_run(workdir: str, step: int | None = None, best: bool = False,
     config = load_workdir_config(workdir)
     info_path = os.path.join(workdir, 'run_info.json')
     with open(info_path, encoding='utf-8') as f:
-        data_shape = tuple(json.load(f)['data_shape'])
-    gan = build_gan(config, data_shape)
+        info = json.load(f)
+    data_shape = tuple(info['data_shape'])
+    gan = build_gan(config, data_shape, int(info.get('num_classes', 0)))
     folder = os.path.join(workdir, 'best' if best else 'checkpoints')
     if not os.path.isdir(folder):
         if not best:

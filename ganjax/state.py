@@ -30,6 +30,10 @@ class GANState:
       g_opt_state: the generator optimizer's state.
       d_opt_state: the discriminator optimizer's state.
       ema_params: exponential moving average of `g_params`, used for samples and evaluation.
+      hparams: the run's numeric hyperparameters as float32 / int32 scalars (learning rates, Adam
+        betas, penalty weight, EMA decay, loss index, ...; see
+        `ganjax.train_step.hparams_from_config`). They are data, not constants of the compiled
+        step, so the members of a vmapped population can each have their own.
     """
 
     step: jax.Array
@@ -41,3 +45,21 @@ class GANState:
     g_opt_state: PyTree
     d_opt_state: PyTree
     ema_params: PyTree
+    hparams: dict[str, jax.Array]
+
+
+def stack(states: list[GANState]) -> GANState:
+    """Stacks the states of a population's members along a new leading axis (for `jax.vmap`).
+
+    Args:
+      states: GANStates of one structure (same models and optimizers; any values).
+
+    Returns:
+      One GANState whose every leaf has a leading axis of size len(states).
+    """
+    return jax.tree.map(lambda *leaves: jax.numpy.stack(leaves), *states)
+
+
+def member(state: GANState, index: int) -> GANState:
+    """The state of member `index` of a stacked population."""
+    return jax.tree.map(lambda leaf: leaf[index], state)

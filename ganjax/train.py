@@ -16,11 +16,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 from ml_collections import ConfigDict
 
-from ganjax import (checkpoint, config as config_lib, data, evaluate, images, parallel, run_dir,
-                    summaries)
+from ganjax import (checkpoint, compose, config as config_lib, data, evaluate, images, parallel,
+                    run_dir, summaries)
 from ganjax.errors import NonFiniteError
 from ganjax.state import GANState
-from ganjax.train_step import build_gan, make_generate_fn, sample_latent
+from ganjax.train_step import build_gan, create_state, make_generate_fn, sample_latent
 
 # Folded into the seed for the fixed noise of the sample grids, so they do not share randomness
 # with the training steps.
@@ -115,16 +115,20 @@ class _Trainer:
         # workdir is touched.
         self.source = data.build_source(config.data, 'train')
         self.data_shape = tuple(int(d) for d in self.source.data_shape)
-        self.gan = build_gan(config, self.data_shape)
+        self.gan = build_gan(config, self.data_shape, self.source.num_classes)
         # The device layout: a bad mesh or a batch that does not divide fails here, before any
         # compilation and before the workdir is touched.
-        self.par = parallel.Parallel(config, self.gan)
+        self.par = parallel.Parallel(config)
+        self._step_fns = {}
         self.is_chief = jax.process_index() == 0
         self.on_device = _data_on_device(config, self.source)
         self.generate = jax.jit(make_generate_fn(self.gan))
         self.fixed_z = sample_latent(
             jax.random.fold_in(jax.random.PRNGKey(config.seed), _SAMPLE_NOISE_SALT),
             config.train.num_samples, self.gan.latent_dim)
+        # A conditional generator's grid cycles through the classes.
+        self.fixed_y = (np.arange(config.train.num_samples, dtype=np.int32) %
+                        self.gan.num_classes) if self.gan.num_classes else None
         # The evaluator is built before the workdir is touched too: a missing feature classifier
         # or weights file is a config error, not a failure after the first thousand steps.
         self.evaluator, self.best = None, None
@@ -134,7 +138,7 @@ class _Trainer:
                 features_dir=config.eval.features_dir,
                 inception_weights=config.eval.inception_weights,
                 batch_size=config.eval.batch_size,
-                constrain=self.par._constrain if self.par.strategy == 'jit' else None,
+                constrain=self.par.constrain if self.par.strategy == 'jit' else None,
                 num_devices=len(self.par.devices))
             if config.eval.best_metric:
                 evaluate.check_best_metric(config.eval.best_metric, self.evaluator)
@@ -156,6 +160,7 @@ class _Trainer:
         if self.is_chief:
             run_dir.write_json_atomic(os.path.join(self.workdir, 'run_info.json'), {
                 'data_shape': list(self.data_shape), 'dataset': self.source.description,
+                'num_classes': int(self.source.num_classes),
                 'num_train_examples': len(self.source), 'jax_version': jax.__version__,
                 'layout': self.par.describe(), 'process_count': jax.process_count(),
                 'devices': [str(d) for d in self.par.devices]})
@@ -179,7 +184,8 @@ class _Trainer:
         """
         if self.ckpt.latest_step() is not None:
             try:
-                state, position = self.ckpt.restore(self.par.abstract_state(), warn=log)
+                state, position = self.ckpt.restore(self.par.abstract_state(
+                    jax.eval_shape(lambda: create_state(self.config, self.gan))), warn=log)
             except FileNotFoundError:
                 pass  # every checkpoint was unreadable (and set aside): a new run
             else:
@@ -187,7 +193,8 @@ class _Trainer:
                 self.window = list(self.ckpt.read_extra(step).get('log_window', []))
                 log(f'resuming {self.workdir} from step {step} (checkpoint restored)')
                 return step, state, position
-        state = self.par.canonical_state(self.par.init_state())
+        state = self.par.init_state(lambda: create_state(self.config, self.gan))
+        state = self.par.canonical_state(state)
         log(f'new run in {self.workdir}: {self.source.description}, data shape '
             f'{self.data_shape}, {_count(state.g_params):,} G and {_count(state.d_params):,} '
             'D parameters')
@@ -225,7 +232,7 @@ class _Trainer:
     def save_samples(self, state: GANState, writer: summaries.MetricsWriter) -> str:
         """Writes the fixed-noise sample grid of the canonical `state` (the chief writes)."""
         x = np.asarray(jax.device_get(self.generate(state.ema_params, state.g_state,
-                                                    self.fixed_z)))
+                                                    self.fixed_z, self.fixed_y)))
         step = int(state.step)
         path = os.path.join(self.workdir, 'samples', f'step_{step:07d}.png')
         if self.is_chief:
@@ -234,17 +241,26 @@ class _Trainer:
             writer.write_image(step, 'samples/ema', picture)
         return path
 
-    def _batches(self, iterator, count: int, data_x):
-        """The arguments after the state for `count` steps (one call)."""
+    def step_fn(self, count: int):
+        """The compiled step for calls of `count` steps (composed once per count)."""
+        if count not in self._step_fns:
+            self._step_fns[count] = compose.compile_step(
+                self.config, self.gan, self.par, steps_per_call=count, on_device=self.on_device)
+        return self._step_fns[count]
+
+    def _batches(self, iterator, count: int, data_on_device):
+        """The arguments after the state for `count` steps (one call): the batch dict as the
+        source gives it ({'x', 'label', ...}), each array [(count,) n_critic, batch, ...]."""
         n_critic, b = self.config.train.n_critic, self.config.data.batch_size
-        if data_x is not None:
+        if data_on_device is not None:
             idx = np.stack([iterator.next_global_indices().reshape(n_critic, b).astype(np.int32)
                             for _ in range(count)])
-            return data_x, self.par.put_indices(idx[0] if count == 1 else idx)
-        local = [next(iterator)['x'] for _ in range(count)]
-        local = np.stack([x.reshape((n_critic, -1) + x.shape[1:]) for x in local])
+            return data_on_device, self.par.put_indices(idx[0] if count == 1 else idx)
+        batches = [next(iterator) for _ in range(count)]
+        local = {k: np.stack([np.reshape(bt[k], (n_critic, -1) + np.shape(bt[k])[1:])
+                              for bt in batches]) for k in batches[0]}
         if count == 1:
-            return (self.par.put_batch(local[0], batch_axis=1),)
+            return (self.par.put_batch({k: v[0] for k, v in local.items()}, batch_axis=1),)
         return (self.par.put_batch(local, batch_axis=2),)
 
     def run(self) -> GANState:
@@ -272,9 +288,9 @@ class _Trainer:
             self.source, batch_size * n_critic, seed=cfg.seed, position=position,
             process_index=jax.process_index(), process_count=jax.process_count(),
             prefetch=0 if self.on_device else cfg.data.prefetch, groups=n_critic)
-        data_x = None
+        data_on_device = None
         if self.on_device:
-            data_x = self.par.put_dataset(_read_all(self.source))
+            data_on_device = self.par.put_dataset(_read_all(self.source))
         state = self.par.place_state(state)
         k = cfg.train.steps_per_call
         events = (cfg.train.log_every, cfg.train.sample_every, cfg.train.checkpoint_every) + \
@@ -289,8 +305,8 @@ class _Trainer:
                     # k steps per call, or single steps up to the next log, sample or checkpoint.
                     to_event = min([e - step % e for e in events] + [num_steps - step])
                     count = k if to_event >= k else 1
-                    step_fn = self.par.step_fn(count, on_device=self.on_device)
-                    args = self._batches(iterator, count, data_x)
+                    step_fn = self.step_fn(count)
+                    args = self._batches(iterator, count, data_on_device)
                     if t_window is None:
                         t0 = time.perf_counter()
                         state, metrics = step_fn(state, *args)
@@ -433,11 +449,11 @@ def _data_on_device(config: ConfigDict, source) -> bool:
     return size <= config.data.on_device_max_mb * 2 ** 20
 
 
-def _read_all(source, chunk: int = 4096) -> np.ndarray:
-    """Every example of a source, in order, as one host array."""
-    parts = [source.get_batch(np.arange(i, min(i + chunk, len(source))))['x']
+def _read_all(source, chunk: int = 4096) -> dict[str, np.ndarray]:
+    """Every example of a source, in order, as host arrays ({'x', 'label', ...})."""
+    parts = [source.get_batch(np.arange(i, min(i + chunk, len(source))))
              for i in range(0, len(source), chunk)]
-    return np.concatenate(parts)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _count(tree) -> int:
@@ -468,6 +484,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> GANState:
         is kept and nothing later is written).
     """
     config_lib.validate(config)
+    config = run_dir.fix_schedule_steps(config, workdir)
     # Before anything touches a device: a multi-host run joins its peers here.
     parallel.initialize_distributed(config)
     enable_compilation_cache(config.train.compilation_cache)
@@ -485,4 +502,3 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> GANState:
             trainer.ckpt.close()
             if trainer.best is not None:
                 trainer.best.close()
-

@@ -18,7 +18,6 @@ from ml_collections import ConfigDict
 
 from ganjax import losses, models, optim, penalties
 from ganjax.errors import ConfigError, lookup
-from ganjax.models import layers
 from ganjax.state import GANState
 
 Batch = dict[str, jax.Array]
@@ -29,54 +28,117 @@ Metrics = dict[str, jax.Array]
 #: exponent range, so no loss scaling is needed (unlike float16).
 PRECISIONS = {'float32': 'float32', 'bf16': 'bfloat16'}
 
+# Folded into a step's keys for what was added after the unconditional step's draws were fixed
+# (labels of fakes, augmentation), so that an unconditional run keeps its random numbers.
+_LABEL_SALT = 0x4C42
+_AUGMENT_SALT = 0x4155
+
 
 @dataclasses.dataclass(frozen=True)
 class GANDef:
     """The static half of a GAN: module definitions and the functions that train them.
 
     Attributes:
-      generator: Linen module, z [B, latent_dim] -> x [B, *data_shape].
-      discriminator: Linen module, x [B, *data_shape] -> logits [B].
-      g_tx: generator optimizer.
+      generator: Linen module, (z [B, latent_dim], y [B] or None) -> x [B, *data_shape].
+      discriminator: Linen module, (x [B, *data_shape], y [B] or None) -> logits [B].
+      g_tx: generator optimizer (hyperparameters injected, see `ganjax.optim`).
       d_tx: discriminator optimizer.
-      loss_fn: one of `ganjax.losses.LOSSES`.
+      loss_fns: the adversarial losses the step can use (`ganjax.losses.LOSSES` entries); one for
+        an ordinary run, several for a population whose members choose theirs by
+        `hparams['loss_index']`.
+      loss_names: their names, in the same order.
       penalty_fn: one of `ganjax.penalties.PENALTIES`.
       latent_dim: size of z.
       data_shape: shape of one example.
+      num_classes: classes of a class-conditional pair (0 = unconditional).
+      weight_clip: whether D's weights are clipped after each update (WGAN); the bound itself is
+        `hparams['weight_clip']`.
+      ema_warmup: ramp the EMA decay up early in the run.
     """
 
     generator: nn.Module
     discriminator: nn.Module
     g_tx: optax.GradientTransformation
     d_tx: optax.GradientTransformation
-    loss_fn: losses.LossFn
+    loss_fns: tuple[losses.LossFn, ...]
+    loss_names: tuple[str, ...]
     penalty_fn: penalties.PenaltyFn
     latent_dim: int
     data_shape: tuple[int, ...]
+    num_classes: int = 0
+    weight_clip: bool = False
+    ema_warmup: bool = True
 
 
-def build_gan(config: ConfigDict, data_shape: tuple[int, ...]) -> GANDef:
+def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int = 0, *,
+              loss_names: tuple[str, ...] | None = None) -> GANDef:
     """Builds the modules, optimizers, loss and penalty that `config` names.
 
     Args:
       config: the full run config.
       data_shape: the shape of one example, e.g. (28, 28, 1) or (2,).
+      num_classes: the dataset's number of classes (0 = unlabelled); used when
+        `model.conditional` is set.
+      loss_names: the losses a population chooses from per member (`hparams['loss_index']`);
+        default: `(config.loss.name,)`.
 
     Returns:
       The GANDef.
 
     Raises:
-      ConfigError: for an unknown name or a model that cannot produce `data_shape`.
+      ConfigError: for an unknown name, a model that cannot produce `data_shape`, or a
+        conditional model without labelled data.
     """
     data_shape = tuple(int(d) for d in data_shape)
     model_cfg = config.model.to_dict()
     model_cfg['dtype'] = lookup(PRECISIONS, config.precision, 'precision')
-    g, d = models.build_models(model_cfg, data_shape)
+    classes = 0
+    if config.model.conditional:
+        if num_classes < 1:
+            raise ConfigError('model.conditional=True needs labelled data, but the dataset has '
+                              'no classes (num_classes=0)')
+        classes = int(num_classes)
+    g, d = models.build_models(model_cfg, data_shape, classes)
     g_tx, d_tx = optim.make_optimizers(config)
+    names = tuple(loss_names) if loss_names else (config.loss.name,)
+    if config.loss.name not in names:
+        raise ConfigError(f'loss.name={config.loss.name!r} is not among the losses {names}')
     return GANDef(generator=g, discriminator=d, g_tx=g_tx, d_tx=d_tx,
-                  loss_fn=losses.get_loss(config.loss.name),
+                  loss_fns=tuple(losses.get_loss(n) for n in names), loss_names=names,
                   penalty_fn=penalties.get_penalty(config.penalty.name),
-                  latent_dim=int(config.model.latent_dim), data_shape=data_shape)
+                  latent_dim=int(config.model.latent_dim), data_shape=data_shape,
+                  num_classes=classes, weight_clip=float(config.loss.weight_clip) > 0,
+                  ema_warmup=bool(config.ema.warmup))
+
+
+def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]:
+    """The numeric hyperparameters of a run, as the pytree `GANState.hparams` holds them.
+
+    Everything a sweep may vary without changing the program's shape: the learning rates, the
+    optimizer's betas, eps and weight decay, the penalty weight, the weight-clipping bound, the
+    EMA decay, and the index of the loss in `gan.loss_names`.
+
+    Args:
+      config: the run (or population member) config.
+      gan: from `build_gan`.
+
+    Returns:
+      name -> float32 scalar (`loss_index`: int32).
+    """
+    g, d = optim.optimizer_hparams(config, 'g'), optim.optimizer_hparams(config, 'd')
+    values = {'g_lr': g['learning_rate'], 'd_lr': d['learning_rate'], 'b1': g['b1'],
+              'b2': g['b2'], 'eps': g['eps'], 'weight_decay': g['weight_decay'],
+              'penalty_weight': float(config.penalty.weight),
+              'weight_clip': float(config.loss.weight_clip),
+              'ema_decay': float(config.ema.decay)}
+    hparams = {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
+    hparams['loss_index'] = jnp.asarray(gan.loss_names.index(config.loss.name), jnp.int32)
+    return hparams
+
+
+def _optimizer_hparams(hparams: dict[str, jax.Array], which: str) -> dict[str, jax.Array]:
+    return {'learning_rate': hparams[f'{which}_lr'], 'b1': hparams['b1'], 'b2': hparams['b2'],
+            'eps': hparams['eps'], 'weight_decay': hparams['weight_decay']}
 
 
 def _split_variables(variables) -> tuple[Any, dict]:
@@ -86,24 +148,25 @@ def _split_variables(variables) -> tuple[Any, dict]:
 
 
 def create_state(config: ConfigDict, gan: GANDef, rng: jax.Array | None = None) -> GANState:
-    """Initialises parameters, optimizer states and the EMA copy of G.
+    """Initialises parameters, optimizer states, the EMA copy of G and the hyperparameters.
 
     Args:
       config: the full run config (`seed` is used when `rng` is None).
       gan: from `build_gan`.
-      rng: optional PRNG key (uint32[2]) to initialise from; a population of GANs vmaps this
-        function over a stack of keys.
+      rng: optional PRNG key (uint32[2]) to initialise from.
 
     Returns:
-      A GANState at step 0.
+      A GANState at step 0. A population is `ganjax.state.stack` of its members' states.
     """
     if rng is None:
         rng = jax.random.PRNGKey(config.seed)
     k_g, k_d, k_run = jax.random.split(rng, 3)
     z = jnp.zeros((2, gan.latent_dim), jnp.float32)
     x = jnp.zeros((2,) + gan.data_shape, jnp.float32)
-    g_params, g_state = _split_variables(gan.generator.init(k_g, z, train=False))
-    d_params, d_state = _split_variables(gan.discriminator.init(k_d, x, train=False))
+    y = jnp.zeros((2,), jnp.int32) if gan.num_classes else None
+    g_params, g_state = _split_variables(gan.generator.init(k_g, z, y, train=False))
+    d_params, d_state = _split_variables(gan.discriminator.init(k_d, x, y, train=False))
+    hparams = hparams_from_config(config, gan)
     return GANState(
         step=jnp.zeros((), jnp.int32),
         rng=k_run,
@@ -111,10 +174,11 @@ def create_state(config: ConfigDict, gan: GANDef, rng: jax.Array | None = None) 
         d_params=d_params,
         g_state=g_state,
         d_state=d_state,
-        g_opt_state=gan.g_tx.init(g_params),
-        d_opt_state=gan.d_tx.init(d_params),
+        g_opt_state=optim.with_hparams(gan.g_tx.init(g_params), _optimizer_hparams(hparams, 'g')),
+        d_opt_state=optim.with_hparams(gan.d_tx.init(d_params), _optimizer_hparams(hparams, 'd')),
         # A copy, not an alias: the state is donated to the step and each leaf needs its own buffer.
         ema_params=jax.tree.map(jnp.copy, g_params),
+        hparams=hparams,
     )
 
 
@@ -136,29 +200,38 @@ def normalize(x: jax.Array) -> jax.Array:
 
 
 def apply_module(module: nn.Module, params, collections: dict, x: jax.Array,
-                 train: bool) -> tuple[jax.Array, dict]:
+                 train: bool, y: jax.Array | None = None) -> tuple[jax.Array, dict]:
     """Runs a module and returns its output with its updated non-param collections.
 
     Args:
-      module: a Linen module taking (x, train=...).
+      module: a Linen module taking (x, y, train=...).
       params: its parameters.
       collections: its other variable collections ({} if none).
       x: the input.
       train: training mode (BatchNorm batch statistics, spectral-norm power iteration).
+      y: optional int labels [B] (read by conditional models).
 
     Returns:
       (output, collections), the collections updated in training mode and unchanged otherwise.
     """
     variables = {'params': params, **collections}
     if train and collections:
-        out, new = module.apply(variables, x, train=True, mutable=list(collections))
+        out, new = module.apply(variables, x, y, train=True, mutable=list(collections))
         return out, dict(new)
-    return module.apply(variables, x, train=train), collections
+    return module.apply(variables, x, y, train=train), collections
 
 
 def sample_latent(rng: jax.Array, batch_size: int, latent_dim: int) -> jax.Array:
     """Standard normal latent codes, [batch_size, latent_dim] float32."""
     return jax.random.normal(rng, (batch_size, latent_dim), jnp.float32)
+
+
+def sample_labels(rng: jax.Array, batch_size: int, num_classes: int) -> jax.Array | None:
+    """Uniform class labels for a conditional generator, int32 [batch_size]; None if
+    `num_classes` is 0."""
+    if not num_classes:
+        return None
+    return jax.random.randint(rng, (batch_size,), 0, num_classes, jnp.int32)
 
 
 def _global_norm(tree) -> jax.Array:
@@ -173,42 +246,48 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
 
     One call makes `train.n_critic` discriminator updates (a `lax.scan`, each on its own real
     batch), then one generator update, then the EMA update of G's parameters: one XLA program.
+    Every numeric hyperparameter is read from `state.hparams`, so the same step can be vmapped
+    over a population of GANs whose members differ in them (learning rates, betas, penalty weight,
+    EMA decay, loss variant).
 
-    The same function serves every parallel path (see `ganjax.parallel`). Under `jax.jit` with a
+    The same function serves every parallel path (see `ganjax.compose`). Under `jax.jit` with a
     sharded batch it is used as is: the batch means of the losses and of BatchNorm are global and
     XLA inserts the collectives. Under `pmap`, pass `axis_name`: each device then holds a slice of
     the batch, and the step makes the result equal to the one-device step by drawing the global
     latent batch and keeping its slice, gathering the logits before the loss, averaging BatchNorm
-    statistics and gradients over the axis.
+    statistics (the models are cloned with that `axis_name`) and gradients over the axis.
 
     Args:
-      config: the full run config.
+      config: the full run config (only what fixes the program's shape is read: n_critic, the
+        penalty interval).
       gan: from `build_gan`.
       axis_name: the pmap axis the batch is split over, or None.
-      constrain: applied to every batch-major array the step creates itself (the latent codes),
-        e.g. a sharding constraint that splits it like the data; None = identity.
+      constrain: applied to every batch-major array the step creates itself (the latent codes
+        and labels), e.g. a sharding constraint that splits it like the data; None = identity.
       unroll_critic: unroll the scan over the n_critic D updates. Same results; XLA's cost
         analysis counts a loop body once, so benchmarks count FLOPs on the unrolled program.
 
     Returns:
       `step(state, batch) -> (state, metrics)`. `batch['x']` has shape
-      [n_critic, B, *data_shape] (uint8 images or float data; B is the per-device batch under
-      pmap). `metrics` are float32 scalars: d_loss, d_real, d_fake (the loss terms), penalty,
-      d_grad_norm, d_acc_real, d_acc_fake (averaged over the n_critic D updates), g_loss,
-      g_grad_norm (and g_real, g_fake for the relativistic losses).
+      [n_critic, B, *data_shape] (stored data; B is the per-device batch under pmap) and
+      `batch['label']`, when present, int [n_critic, B] (required by a conditional GAN). Other
+      keys are carried along unread. `metrics` are float32 scalars: d_loss, d_real, d_fake (the
+      loss terms), penalty, d_grad_norm, d_acc_real, d_acc_fake (averaged over the n_critic D
+      updates), g_loss, g_real, g_fake, g_grad_norm.
     """
     n_critic = int(config.train.n_critic)
     if n_critic < 1:
         raise ConfigError(f'train.n_critic must be >= 1, got {n_critic}')
-    clip = float(config.loss.weight_clip)
-    pen_weight = float(config.penalty.weight)
     pen_interval = int(config.penalty.interval)
     if pen_interval < 1:
         raise ConfigError(f'penalty.interval must be >= 1, got {pen_interval}')
-    ema_decay = float(config.ema.decay)
-    ema_warmup = bool(config.ema.warmup)
     G, D = gan.generator, gan.discriminator
+    if axis_name is not None:
+        # BatchNorm averages its statistics over the device axis: a field of the modules, so no
+        # global state tells them which axis (the step is traced under pmap with this name).
+        G, D = G.clone(axis_name=axis_name), D.clone(axis_name=axis_name)
     constrain = constrain or (lambda v: v)
+    conditional = gan.num_classes > 0
 
     if axis_name is None:
         gather = mean = lambda v: v
@@ -227,8 +306,28 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
             return lax.dynamic_slice_in_dim(v, lax.axis_index(axis_name) * b, b, axis=0)
 
     def latent(rng, b):
-        # The global batch of codes, then this device's slice: the same codes as on one device.
-        return constrain(local_slice(sample_latent(rng, global_batch(b), gan.latent_dim)))
+        # The global batch of codes (and labels), then this device's slice: the same codes as on
+        # one device.
+        z = constrain(local_slice(sample_latent(rng, global_batch(b), gan.latent_dim)))
+        y = sample_labels(jax.random.fold_in(rng, _LABEL_SALT), global_batch(b), gan.num_classes)
+        return z, None if y is None else constrain(local_slice(y))
+
+    def generate(params, collections, z, y):
+        return apply_module(G, params, collections, z, train=True, y=y)
+
+    def discriminate(params, collections, x, y, rng):
+        """The one place D sees data in training (real, fake or interpolated batches).
+
+        `rng` is the per-call key from which augmentations of D's input (DiffAugment) draw.
+        """
+        del rng
+        return apply_module(D, params, collections, x, train=True, y=y)
+
+    def adversarial_loss(real_logits, fake_logits, hparams):
+        if len(gan.loss_fns) == 1:
+            return gan.loss_fns[0](real_logits, fake_logits)
+        # Every loss returns the same structure (losses.AUX_KEYS), so one index chooses.
+        return lax.switch(hparams['loss_index'], gan.loss_fns, real_logits, fake_logits)
 
     def step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
         x_all = normalize(batch['x'])
@@ -238,30 +337,43 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
             raise ConfigError(
                 f"batch['x'] has shape {x_all.shape}; the step expects "
                 f'[n_critic={n_critic}, batch, *{gan.data_shape}]')
+        y_all = batch.get('label')
+        if conditional:
+            if y_all is None:
+                raise ConfigError("a conditional GAN (model.conditional) needs batch['label']")
+            if y_all.shape != x_all.shape[:2]:
+                raise ConfigError(f"batch['label'] has shape {y_all.shape}; the step expects "
+                                  f'{x_all.shape[:2]} (n_critic, batch)')
+            y_all = y_all.astype(jnp.int32)
+        else:
+            y_all = None  # an unconditional GAN ignores labels
+        hp = state.hparams
         b = x_all.shape[1]
         key = jax.random.fold_in(state.rng, state.step)
         k_d, k_g = jax.random.split(key)
 
         def d_update(carry, inputs):
             d_params, d_state, d_opt_state = carry
-            x_real, i = inputs
+            x_real, y_real, i = inputs
             k_z, k_pen = jax.random.split(jax.random.fold_in(k_d, i))
+            k_real, k_fake, k_pen_d = jax.random.split(jax.random.fold_in(k_z, _AUGMENT_SALT), 3)
+            z, y_fake = latent(k_z, b)
             # G runs in training mode as in the G update, but its statistics are only kept there.
-            fake, _ = apply_module(G, state.g_params, state.g_state, latent(k_z, b), train=True)
+            fake, _ = generate(state.g_params, state.g_state, z, y_fake)
             fake = lax.stop_gradient(fake)
 
             def d_loss_fn(params):
-                real_logits, cols = apply_module(D, params, d_state, x_real, train=True)
-                fake_logits, cols = apply_module(D, params, cols, fake, train=True)
+                real_logits, cols = discriminate(params, d_state, x_real, y_real, k_real)
+                fake_logits, cols = discriminate(params, cols, fake, y_fake, k_fake)
                 real_logits, fake_logits = gather(real_logits), gather(fake_logits)
-                d_loss, _, aux = gan.loss_fn(real_logits, fake_logits)
-                d_fn = lambda v: apply_module(D, params, cols, v, train=True)[0]
+                d_loss, _, aux = adversarial_loss(real_logits, fake_logits, hp)
+                d_fn = lambda v: discriminate(params, cols, v, y_real, k_pen_d)[0]
                 # Under pmap the penalty is this device's mean; the gradient mean completes it.
                 # Its random interpolation (WGAN-GP, DRAGAN) is drawn per device, so those two
                 # match the one-device step in distribution, not bit for bit.
                 pen = penalties.penalty_term(
-                    gan.penalty_fn, pen_weight, pen_interval, state.step * n_critic + i,
-                    d_fn, x_real, fake, k_pen)
+                    gan.penalty_fn, hp['penalty_weight'], pen_interval,
+                    state.step * n_critic + i, d_fn, x_real, fake, k_pen)
                 out = {'d_loss': d_loss, 'd_real': aux['d_real'], 'd_fake': aux['d_fake'],
                        'penalty': mean(pen),
                        'd_acc_real': jnp.mean((real_logits > 0).astype(jnp.float32)),
@@ -272,40 +384,45 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
             grads = mean(grads)
             updates, d_opt_state = gan.d_tx.update(grads, d_opt_state, d_params)
             d_params = optax.apply_updates(d_params, updates)
-            if clip > 0:
-                d_params = jax.tree.map(lambda p: jnp.clip(p, -clip, clip), d_params)
+            if gan.weight_clip:
+                clip = hp['weight_clip']
+                d_params = jax.tree.map(lambda p: jnp.clip(p, -clip, clip).astype(p.dtype),
+                                        d_params)
             metrics['d_grad_norm'] = _global_norm(grads)
             return (d_params, d_state, d_opt_state), metrics
 
+        d_opt_state = optim.with_hparams(state.d_opt_state, _optimizer_hparams(hp, 'd'))
         (d_params, d_state, d_opt_state), d_metrics = lax.scan(
-            d_update, (state.d_params, state.d_state, state.d_opt_state),
-            (x_all, jnp.arange(n_critic, dtype=jnp.int32)),
+            d_update, (state.d_params, state.d_state, d_opt_state),
+            (x_all, y_all, jnp.arange(n_critic, dtype=jnp.int32)),
             unroll=n_critic if unroll_critic else 1)
         metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), d_metrics)
 
-        z = latent(k_g, b)
+        z, y_fake = latent(k_g, b)
+        k_real, k_fake = jax.random.split(jax.random.fold_in(k_g, _AUGMENT_SALT))
         x_real = x_all[-1]
+        y_real = y_all[-1] if conditional else None
 
         def g_loss_fn(params):
-            fake, g_cols = apply_module(G, params, state.g_state, z, train=True)
+            fake, g_cols = generate(params, state.g_state, z, y_fake)
             # D's statistics from the G update are discarded: D was updated above.
-            fake_logits, _ = apply_module(D, d_params, d_state, fake, train=True)
+            fake_logits, _ = discriminate(d_params, d_state, fake, y_fake, k_fake)
             # Only the relativistic losses read real logits in G's loss; for the others XLA
             # removes this forward pass as dead code.
-            real_logits, _ = apply_module(D, d_params, d_state, x_real, train=True)
-            _, g_loss, aux = gan.loss_fn(gather(real_logits), gather(fake_logits))
-            extra = {k: v for k, v in aux.items() if k.startswith('g_')}
-            return g_loss, (g_cols, extra)
+            real_logits, _ = discriminate(d_params, d_state, x_real, y_real, k_real)
+            _, g_loss, aux = adversarial_loss(gather(real_logits), gather(fake_logits), hp)
+            return g_loss, (g_cols, {'g_real': aux['g_real'], 'g_fake': aux['g_fake']})
 
         (g_loss, (g_state, g_extra)), g_grads = jax.value_and_grad(
             g_loss_fn, has_aux=True)(state.g_params)
         g_grads = mean(g_grads)
-        g_updates, g_opt_state = gan.g_tx.update(g_grads, state.g_opt_state, state.g_params)
+        g_opt_state = optim.with_hparams(state.g_opt_state, _optimizer_hparams(hp, 'g'))
+        g_updates, g_opt_state = gan.g_tx.update(g_grads, g_opt_state, state.g_params)
         g_params = optax.apply_updates(state.g_params, g_updates)
 
         step_f = state.step.astype(jnp.float32)
-        decay = jnp.asarray(ema_decay, jnp.float32)
-        if ema_warmup:
+        decay = hp['ema_decay']
+        if gan.ema_warmup:
             # Early on the average would be dominated by the random initialisation; ramp the
             # decay up as (1 + t) / (10 + t), as in TF's ExponentialMovingAverage num_updates.
             decay = jnp.minimum(decay, (1.0 + step_f) / (10.0 + step_f))
@@ -321,15 +438,7 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
             ema_params=ema_params)
         return new_state, metrics
 
-    if axis_name is None:
-        return step
-
-    def pmap_step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
-        # Traced inside this block, every BatchNorm averages its statistics over the axis.
-        with layers.batch_stats_axis(axis_name):
-            return step(state, batch)
-
-    return pmap_step
+    return step
 
 
 def make_multi_step(step: Callable[[GANState, Batch], tuple[GANState, Metrics]]
@@ -350,17 +459,19 @@ def make_multi_step(step: Callable[[GANState, Batch], tuple[GANState, Metrics]]
     return multi
 
 
-def make_generate_fn(gan: GANDef) -> Callable[[Any, dict, jax.Array], jax.Array]:
-    """Returns `generate(params, g_state, z) -> x`, G in inference mode (running statistics).
+def make_generate_fn(gan: GANDef) -> Callable[..., jax.Array]:
+    """Returns `generate(params, g_state, z, y=None) -> x`, G in inference mode (running
+    statistics).
 
     Args:
       gan: from `build_gan`.
 
     Returns:
-      A pure function; pass `state.ema_params` (or `state.g_params`) and `state.g_state`.
+      A pure function; pass `state.ema_params` (or `state.g_params`) and `state.g_state`, and
+      int labels `y` [B] for a conditional generator.
     """
 
-    def generate(params, g_state, z):
-        return apply_module(gan.generator, params, g_state, z, train=False)[0]
+    def generate(params, g_state, z, y=None):
+        return apply_module(gan.generator, params, g_state, z, train=False, y=y)[0]
 
     return generate

@@ -101,9 +101,9 @@ def test_evaluation_sharded_over_devices_equals_one_device():
     one = evaluate.Evaluator(config, gan, 64, batch_size=32)
     config8 = tiny_config('mlp', data__name='ring8', data__batch_size=32,
                           parallel__num_devices=8)
-    par = parallel.Parallel(config8, gan)
+    par = parallel.Parallel(config8)
     placed = par.place_state(state)
-    eight = evaluate.Evaluator(config8, gan, 64, batch_size=32, constrain=par._constrain,
+    eight = evaluate.Evaluator(config8, gan, 64, batch_size=32, constrain=par.constrain,
                                num_devices=8)
     a = one.generator_metrics(state.ema_params, state.g_state)
     b = eight.generator_metrics(placed.ema_params, placed.g_state)

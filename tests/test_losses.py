@@ -65,8 +65,9 @@ def test_values_by_hand(name):
     np.testing.assert_allclose(float(g_loss), want_g, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(float(aux['d_real']), want_real, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(float(aux['d_fake']), want_fake, rtol=1e-5, atol=1e-6)
-    if 'g_real' in aux:
-        np.testing.assert_allclose(float(aux['g_real'] + aux['g_fake']), want_g, rtol=1e-5)
+    # One aux structure for every loss (a population switches losses by index).
+    assert tuple(sorted(aux)) == tuple(sorted(losses.AUX_KEYS))
+    np.testing.assert_allclose(float(aux['g_real'] + aux['g_fake']), want_g, rtol=1e-5)
 
 
 @pytest.mark.parametrize('name', sorted(losses.LOSSES))

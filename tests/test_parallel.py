@@ -11,9 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-from ganjax import parallel
+from ganjax import compose, parallel
 from ganjax.errors import ConfigError
-from ganjax.train_step import build_gan
+from ganjax.train_step import build_gan, create_state
 from util import random_batch, tiny_config, train_steps
 
 RTOL = 1e-5
@@ -46,15 +46,19 @@ def _config(case, path, **extra):
     return config, shape
 
 
+def _init(par, config, gan):
+    return par.init_state(lambda: create_state(config, gan))
+
+
 def _run(config, shape, steps=1):
     gan = build_gan(config, shape)
-    par = parallel.Parallel(config, gan)
-    state = par.init_state()
-    fn = par.step_fn()
+    par = parallel.Parallel(config)
+    state = _init(par, config, gan)
+    fn = compose.compile_step(config, gan, par)
     metrics = None
     for i in range(steps):
         batch = random_batch(config, shape, seed=i)
-        state, metrics = fn(state, par.put_batch(batch['x'], batch_axis=1))
+        state, metrics = fn(state, par.put_batch({'x': batch['x']}, batch_axis=1))
     return par, jax.device_get(par.canonical_state(state)), par.host_metrics(metrics)
 
 
@@ -88,15 +92,15 @@ def test_step_equals_single_device(case, path):
 def test_fsdp_shards_large_leaves():
     config, shape = _config('dcgan_bn', 'fsdp')
     gan = build_gan(config, shape)
-    par = parallel.Parallel(config, gan)
-    state = par.init_state()
+    par = parallel.Parallel(config)
+    state = _init(par, config, gan)
     kernel = state.g_params['project']['kernel']
     assert kernel.sharding.spec != jax.sharding.PartitionSpec()
     # Each device holds a quarter of the leaf along the sharded axis.
     shard = kernel.addressable_shards[0].data
     assert shard.size * 4 == kernel.size
     # Adam's moments follow their parameter.
-    mu = state.g_opt_state[0].mu['project']['kernel']
+    mu = state.g_opt_state.inner_state[0].mu['project']['kernel']
     assert mu.sharding.spec == kernel.sharding.spec
 
 
@@ -113,19 +117,20 @@ def test_multi_step_call_and_on_device_data_equal_single_steps(path):
     config, shape = _config('dcgan_bn', path, train__n_critic=2)
     gan = build_gan(config, shape)
     _, ref_state, _ = train_steps(config, shape, steps=3)
-    par = parallel.Parallel(config, gan)
+    par = parallel.Parallel(config)
     # The three batches as one dataset, addressed by indices on the device.
     batches = [random_batch(config, shape, seed=i)['x'] for i in range(3)]
     data_x = np.concatenate([b.reshape((-1,) + shape) for b in batches])
     indices = np.arange(data_x.shape[0], dtype=np.int32).reshape(3, 2, 16)
-    data = par.put_dataset(data_x)
-    fn = par.step_fn(steps_per_call=3, on_device=True)
-    state, metrics = fn(par.init_state(), data, par.put_indices(indices))
+    data = par.put_dataset({'x': data_x})
+    fn = compose.compile_step(config, gan, par, steps_per_call=3, on_device=True)
+    state, metrics = fn(_init(par, config, gan), data, par.put_indices(indices))
     _assert_close(jax.device_get(par.canonical_state(state)), ref_state)
     assert par.host_metrics(metrics)['d_loss'].shape == (3,)
     # The same with host batches stacked on a leading axis.
     stacked = np.stack(batches)
-    state, _ = par.step_fn(steps_per_call=3)(par.init_state(), par.put_batch(stacked, 2))
+    fn = compose.compile_step(config, gan, par, steps_per_call=3)
+    state, _ = fn(_init(par, config, gan), par.put_batch({'x': stacked}, 2))
     _assert_close(jax.device_get(par.canonical_state(state)), ref_state)
 
 
@@ -133,19 +138,19 @@ def test_multi_step_call_and_on_device_data_equal_single_steps(path):
 def test_no_recompilation_after_first_step(path):
     config, shape = _config('dcgan_bn', path)
     gan = build_gan(config, shape)
-    par = parallel.Parallel(config, gan)
-    state = par.init_state()
-    fn = par.step_fn()
+    par = parallel.Parallel(config)
+    state = _init(par, config, gan)
+    fn = compose.compile_step(config, gan, par)
     compiles = []
     listener = lambda event, duration, **kw: compiles.append(event) \
         if event == '/jax/core/compile/jaxpr_trace_duration' else None
     batch = random_batch(config, shape)
-    state, _ = fn(state, par.put_batch(batch['x'], 1))
+    state, _ = fn(state, par.put_batch({'x': batch['x']}, 1))
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
         for i in range(3):
             batch = random_batch(config, shape, seed=i + 1)
-            state, metrics = fn(state, par.put_batch(batch['x'], 1))
+            state, metrics = fn(state, par.put_batch({'x': batch['x']}, 1))
             par.host_metrics(metrics)
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
@@ -160,12 +165,11 @@ def test_no_recompilation_after_first_step(path):
 ])
 def test_bad_layout_is_one_clear_error(overrides, message):
     config = tiny_config('dcgan', **{'parallel__num_devices': 0, **overrides})
-    gan = build_gan(config, (8, 8, 1))
     with pytest.raises(ConfigError, match=message.replace('.', r'\.').replace('(', r'\(')):
-        parallel.Parallel(config, gan)
+        parallel.Parallel(config)
 
 
 def test_fewer_devices_than_present():
     config = tiny_config('dcgan', data__batch_size=6, parallel__num_devices=3)
-    par = parallel.Parallel(config, build_gan(config, (8, 8, 1)))
+    par = parallel.Parallel(config)
     assert par.num_devices == 3 and len(par.devices) == 3

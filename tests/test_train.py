@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganjax import parallel, run_dir, summaries
+from ganjax import compose, run_dir, summaries
 from ganjax import train as train_lib
 from ganjax.cli import main
 from ganjax.errors import ConfigError, NonFiniteError
@@ -113,7 +113,7 @@ def test_a_run_with_another_config_is_refused(tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    real_make = parallel.make_train_step
+    real_make = compose.make_train_step
 
     def make_poisoned(config, gan, **kwargs):
         step = real_make(config, gan, **kwargs)
@@ -126,7 +126,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
 
         return poisoned
 
-    monkeypatch.setattr(parallel, 'make_train_step', make_poisoned)
+    monkeypatch.setattr(compose, 'make_train_step', make_poisoned)
     workdir = str(tmp_path / 'run')
     config = _mnist_config()
     config.train.num_steps = 8

@@ -85,10 +85,12 @@ def test_no_recompilation_after_first_step():
 def test_n_critic_updates_d_n_times_and_g_once():
     config = tiny_config('mlp', train__n_critic=3)
     _, state, _ = train_steps(config, VECTOR, steps=2)
-    counts = [int(x) for x in jax.tree.leaves(state.d_opt_state) if np.ndim(x) == 0]
-    assert counts and all(c == 6 for c in counts)
-    g_counts = [int(x) for x in jax.tree.leaves(state.g_opt_state) if np.ndim(x) == 0]
-    assert g_counts and all(c == 2 for c in g_counts)
+    def counts(opt_state):  # the update counters (the injected hyperparameters are floats)
+        return [int(x) for x in jax.tree.leaves(opt_state)
+                if np.ndim(x) == 0 and np.issubdtype(np.asarray(x).dtype, np.integer)]
+
+    assert counts(state.d_opt_state) and all(c == 6 for c in counts(state.d_opt_state))
+    assert counts(state.g_opt_state) and all(c == 2 for c in counts(state.g_opt_state))
 
 
 def test_ema_update_formula():
@@ -223,3 +225,38 @@ def test_bf16_trains_the_tiny_dcgan_close_to_float32():
     # last ten steps agree on average.
     assert np.abs(bf16[:5] - f32[:5]).max() < 0.01
     assert np.abs(bf16[-10:].mean(0) - f32[-10:].mean(0)).max() < 0.05
+
+
+def test_labels_reach_a_conditional_gan():
+    """A tiny conditional MLP: D's logits and the step's result depend on the labels, G's samples
+    on the requested class; an unconditional GAN ignores labels."""
+    config = tiny_config('mlp', model__conditional=True)
+    gan = build_gan(config, VECTOR, num_classes=3)
+    state = create_state(config, gan)
+    assert 'class_embed' in state.d_params
+    step = jax.jit(make_train_step(config, gan))
+    batch = random_batch(config, VECTOR)
+    other = dict(batch, label=(batch['label'] + 1) % 3)
+    a, _ = step(state, batch)
+    b, _ = step(state, other)
+    assert _changed(a.d_params, b.d_params)
+    x = jnp.zeros((4,) + VECTOR)
+    logits = [apply_module(gan.discriminator, state.d_params, state.d_state, x, train=False,
+                           y=jnp.full((4,), k))[0] for k in range(3)]
+    assert not np.allclose(logits[0], logits[1])
+    z = jnp.ones((2, gan.latent_dim))
+    generate = make_generate_fn(gan)
+    x0 = generate(state.g_params, state.g_state, z, jnp.array([0, 0]))
+    x2 = generate(state.g_params, state.g_state, z, jnp.array([2, 2]))
+    assert not np.allclose(x0, x2)
+    with pytest.raises(ConfigError, match=r"needs batch\['label'\]"):
+        make_train_step(config, gan)(state, {'x': batch['x']})
+    with pytest.raises(ConfigError, match='needs labelled data'):
+        build_gan(config, VECTOR, num_classes=0)
+    # Unconditional: labels are carried but not read.
+    plain = tiny_config('mlp')
+    gan = build_gan(plain, VECTOR, num_classes=3)
+    step = jax.jit(make_train_step(plain, gan))
+    state = create_state(plain, gan)
+    for x, y in zip(jax.tree.leaves(step(state, batch)[0]), jax.tree.leaves(step(state, other)[0])):
+        np.testing.assert_array_equal(x, y)

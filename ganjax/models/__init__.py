@@ -1,8 +1,10 @@
 """Generator / discriminator pairs, looked up by name.
 
-``build_models(config.model, data_shape)`` returns ``(G, D)``: Flax Linen modules called as
-``G.apply(vars, z, train=...)`` (z ``[B, latent_dim]`` -> x ``[B, *data_shape]``, float32) and
-``D.apply(vars, x, train=...)`` (-> float32 logits ``[B]``). All mutable state (BatchNorm
+``build_models(config.model, data_shape, num_classes)`` returns ``(G, D)``: Flax Linen modules
+called as ``G.apply(vars, z, y, train=...)`` (z ``[B, latent_dim]`` -> x ``[B, *data_shape]``,
+float32) and ``D.apply(vars, x, y, train=...)`` (-> float32 logits ``[B]``). The labels ``y``
+(int ``[B]``) are optional: unconditional models (``num_classes=0``) ignore them, conditional
+ones need them (G: one-hot label appended to z; D: projection term). All mutable state (BatchNorm
 statistics, spectral-norm vectors) is in the 'batch_stats' collection.
 """
 
@@ -60,18 +62,21 @@ def _options(config: Any, data_shape: Any) -> tuple[dict[str, Any], tuple[int, .
     return o, shape
 
 
-def build_mlp(config: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+def build_mlp(config: Any, data_shape: tuple[int, ...],
+              num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
     """Builds the MLP pair (any data shape; hidden width g_features / d_features).
 
     Args:
       config: ``config.model`` (ConfigDict or mapping).
       data_shape: shape of one example.
+      num_classes: > 0 for a class-conditional pair.
 
     Returns:
       ``(MLPGenerator, MLPDiscriminator)``.
     """
     o, shape = _options(config, data_shape)
-    common = dict(num_layers=o['mlp_layers'], dtype=o['dtype'], param_dtype=o['param_dtype'])
+    common = dict(num_layers=o['mlp_layers'], dtype=o['dtype'], param_dtype=o['param_dtype'],
+                  num_classes=num_classes)
     g = MLPGenerator(shape, latent_dim=o['latent_dim'], features=o['g_features'],
                      norm=o['g_norm'], spectral_norm=o['g_spectral_norm'],
                      output_activation=o['output_activation'], **common)
@@ -80,13 +85,15 @@ def build_mlp(config: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.M
     return g, d
 
 
-def build_dcgan(config: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+def build_dcgan(config: Any, data_shape: tuple[int, ...],
+                num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
     """Builds the DCGAN pair for ``[*spatial, channels]`` data (images, 1D sequences).
 
     Args:
       config: ``config.model`` (ConfigDict or mapping).
       data_shape: shape of one example; spatial sizes must allow one x2 stage
         (see :func:`ganjax.models.dcgan.dcgan_plan`).
+      num_classes: > 0 for a class-conditional pair.
 
     Returns:
       ``(DCGANGenerator, DCGANDiscriminator)``.
@@ -104,20 +111,22 @@ def build_dcgan(config: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn
                        upsample=o['upsample'], norm=o['g_norm'],
                        spectral_norm=o['g_spectral_norm'],
                        output_activation=o['output_activation'], dtype=o['dtype'],
-                       param_dtype=o['param_dtype'])
+                       param_dtype=o['param_dtype'], num_classes=num_classes)
     d = DCGANDiscriminator(features=o['d_features'], num_stages=n, downsample=o['downsample'],
                            norm=o['d_norm'],
                            spectral_norm=o['d_spectral_norm'], dtype=o['dtype'],
-                           param_dtype=o['param_dtype'])
+                           param_dtype=o['param_dtype'], num_classes=num_classes)
     return g, d
 
 
-def build_resnet(config: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+def build_resnet(config: Any, data_shape: tuple[int, ...],
+                 num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
     """Builds the SNGAN-style ResNet pair (spatial sizes divisible by 8).
 
     Args:
       config: ``config.model`` (ConfigDict or mapping).
       data_shape: shape of one example ``[*spatial, channels]``.
+      num_classes: > 0 for a class-conditional pair.
 
     Returns:
       ``(ResNetGenerator, ResNetDiscriminator)``.
@@ -135,15 +144,16 @@ def build_resnet(config: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, n
                         num_blocks=RESNET_UP_BLOCKS, upsample=o['upsample'], norm=o['g_norm'],
                         spectral_norm=o['g_spectral_norm'],
                         output_activation=o['output_activation'], dtype=o['dtype'],
-                        param_dtype=o['param_dtype'])
+                        param_dtype=o['param_dtype'], num_classes=num_classes)
     d = ResNetDiscriminator(features=o['d_features'], norm=o['d_norm'],
                             spectral_norm=o['d_spectral_norm'], dtype=o['dtype'],
-                            param_dtype=o['param_dtype'])
+                            param_dtype=o['param_dtype'], num_classes=num_classes)
     return g, d
 
 
-#: Architecture name -> builder(model_config, data_shape) -> (generator, discriminator).
-ARCHITECTURES: dict[str, Callable[[Any, tuple[int, ...]], tuple[nn.Module, nn.Module]]] = {
+#: Architecture name -> builder(model_config, data_shape, num_classes) -> (generator,
+#: discriminator).
+ARCHITECTURES: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {
     'mlp': build_mlp,
     'dcgan': build_dcgan,
     'resnet': build_resnet,
@@ -158,12 +168,14 @@ TINY_MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
-def build_models(config: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+def build_models(config: Any, data_shape: tuple[int, ...],
+                 num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
     """Builds the (generator, discriminator) pair named by ``config.arch``.
 
     Args:
       config: ``config.model`` (ConfigDict or mapping; missing keys take :func:`model_defaults`).
       data_shape: shape of one example, e.g. ``(28, 28, 1)``, ``(2,)``, ``(128, 4)``.
+      num_classes: > 0 builds a class-conditional pair over that many classes.
 
     Returns:
       ``(G, D)`` module instances.
@@ -173,7 +185,9 @@ def build_models(config: Any, data_shape: tuple[int, ...]) -> tuple[nn.Module, n
     """
     get = config.get if hasattr(config, 'get') else (lambda k, d: getattr(config, k, d))
     arch = get('arch', None)
-    return lookup(ARCHITECTURES, arch, 'model.arch')(config, data_shape)
+    if not isinstance(num_classes, int) or num_classes < 0:
+        raise ConfigError(f'num_classes must be a non-negative int, got {num_classes!r}')
+    return lookup(ARCHITECTURES, arch, 'model.arch')(config, data_shape, num_classes)
 
 
 __all__ = [

@@ -86,6 +86,8 @@ class DCGANGenerator(nn.Module):
       dtype: computation dtype (None: inferred).
       param_dtype: parameter dtype.
       kernel_init: initializer of every kernel.
+      num_classes: > 0 makes G class-conditional (one-hot label appended to z).
+      axis_name: pmap axis over which BatchNorm averages batch statistics (None under jit).
     """
 
     data_shape: tuple[int, ...]
@@ -100,13 +102,17 @@ class DCGANGenerator(nn.Module):
     dtype: Any = None
     param_dtype: Any = jnp.float32
     kernel_init: layers.Initializer = DCGAN_INIT
+    num_classes: int = 0
+    axis_name: Optional[str] = None
 
     @nn.compact
-    def __call__(self, z: Array, train: bool) -> Array:
+    def __call__(self, z: Array, y: Optional[Array] = None, *, train: bool) -> Array:
         """Generates examples.
 
         Args:
           z: latent codes ``[B, latent_dim]``.
+          y: int class labels ``[B]`` for a conditional generator (``num_classes > 0``); ignored
+            by an unconditional one.
           train: batch statistics (running averages and spectral-norm state updated) when True.
 
         Returns:
@@ -118,13 +124,13 @@ class DCGANGenerator(nn.Module):
         spatial, channels = tuple(self.data_shape[:-1]), self.data_shape[-1]
         base, n = dcgan_plan(spatial)
         sn = dict(spectral_norm=self.spectral_norm, train=train, param_dtype=param_dtype)
-        norm = dict(train=train, dtype=dtype, param_dtype=param_dtype)
+        norm = dict(train=train, dtype=dtype, param_dtype=param_dtype, axis_name=self.axis_name)
         bias = layers.bias_before(self.norm)
 
         width = self.features * _multiplier(n - 1, self.max_multiplier)
         project = nn.Dense(layers.num_elements(base) * width, use_bias=bias, dtype=dtype,
                            param_dtype=param_dtype, kernel_init=self.kernel_init, name='project')
-        x = layers.spectral(project, z, **sn)
+        x = layers.spectral(project, layers.condition_latent(z, y, self.num_classes), **sn)
         x = x.reshape(x.shape[0], *base, width)
         x = nn.relu(layers.normalize(self.norm, x, name='project_norm', **norm))
         for i in range(1, n + 1):
@@ -193,6 +199,8 @@ class DCGANDiscriminator(nn.Module):
       dtype: computation dtype (None: inferred); the logit layer runs in float32.
       param_dtype: parameter dtype.
       kernel_init: initializer of every kernel.
+      num_classes: > 0 makes D class-conditional (projection discriminator).
+      axis_name: pmap axis over which BatchNorm averages batch statistics (None under jit).
     """
 
     features: int = 64
@@ -204,13 +212,17 @@ class DCGANDiscriminator(nn.Module):
     dtype: Any = None
     param_dtype: Any = jnp.float32
     kernel_init: layers.Initializer = DCGAN_INIT
+    num_classes: int = 0
+    axis_name: Optional[str] = None
 
     @nn.compact
-    def __call__(self, x: Array, train: bool) -> Array:
+    def __call__(self, x: Array, y: Optional[Array] = None, *, train: bool) -> Array:
         """Scores examples.
 
         Args:
           x: examples ``[B, *spatial, channels]``.
+          y: int class labels ``[B]`` for a conditional (projection) discriminator; ignored by an
+            unconditional one.
           train: update normalization / spectral-norm state.
 
         Returns:
@@ -237,6 +249,6 @@ class DCGANDiscriminator(nn.Module):
                                 param_dtype=param_dtype)
             if i > 0:
                 x = layers.normalize(self.norm, x, train=train, name=f'norm{i}', dtype=dtype,
-                                     param_dtype=param_dtype)
+                                     param_dtype=param_dtype, axis_name=self.axis_name)
             x = nn.leaky_relu(x, 0.2)
-        return layers.logit_head(x, self.spectral_norm, train, param_dtype)
+        return layers.logit_head(x, self.spectral_norm, train, param_dtype, y, self.num_classes)

@@ -7,11 +7,9 @@ a caller only ever needs ``mutable=['batch_stats']`` in train mode.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import itertools
 import math
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -195,33 +193,8 @@ def spectral(layer: nn.Module, x: Array, *, spectral_norm: bool, train: bool,
                            name=f'{layer.name}_sn')(x, update_stats=train)
 
 
-# The named mapped axis (pmap) over which BatchNorm averages its batch statistics, or None. Set by
-# `batch_stats_axis` while a step is traced inside pmap, so that the models need no field for it
-# and compute the same statistics, over the global batch, on every parallel path.
-_BATCH_AXIS: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(
-    'ganjax_batch_axis', default=None)
-
-
-@contextlib.contextmanager
-def batch_stats_axis(axis_name: Optional[str]) -> Iterator[None]:
-    """Makes every BatchNorm built inside the block average its statistics over ``axis_name``.
-
-    Under ``jax.jit`` with a sharded batch, the mean over the batch axis is already global (XLA
-    inserts the all-reduce); under ``pmap`` each device sees only its slice, and this context makes
-    the statistics global there too.
-
-    Args:
-      axis_name: the pmap axis name, or None for per-call (single program) statistics.
-    """
-    token = _BATCH_AXIS.set(axis_name)
-    try:
-        yield
-    finally:
-        _BATCH_AXIS.reset(token)
-
-
 def normalize(kind: str, x: Array, *, train: bool, name: str, dtype: Dtype = None,
-              param_dtype: Dtype = jnp.float32) -> Array:
+              param_dtype: Dtype = jnp.float32, axis_name: Optional[str] = None) -> Array:
     """Applies the normalization ``kind`` to ``x`` (inside a compact method).
 
     'batch' is BatchNorm over all but the channel axis (running statistics in 'batch_stats',
@@ -235,6 +208,9 @@ def normalize(kind: str, x: Array, *, train: bool, name: str, dtype: Dtype = Non
       name: the submodule's name.
       dtype: computation dtype.
       param_dtype: dtype of scale/bias and running statistics.
+      axis_name: the mapped axis (pmap) over which BatchNorm averages its batch statistics in
+        train mode, so that each device's statistics are those of the global batch; None under
+        jit, where the batch mean is already global.
 
     Returns:
       The normalized activations.
@@ -242,7 +218,7 @@ def normalize(kind: str, x: Array, *, train: bool, name: str, dtype: Dtype = Non
     if kind == 'batch':
         return nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM,
                             epsilon=BATCH_NORM_EPSILON, dtype=dtype, param_dtype=param_dtype,
-                            axis_name=_BATCH_AXIS.get() if train else None, name=name)(x)
+                            axis_name=axis_name if train else None, name=name)(x)
     if kind == 'layer':
         return nn.LayerNorm(reduction_axes=tuple(range(1, x.ndim)), feature_axes=-1,
                             dtype=dtype, param_dtype=param_dtype, name=name)(x)
@@ -479,24 +455,61 @@ def check_latent(z: Array, latent_dim: int, where: str) -> None:
                           f'{z.shape}')
 
 
-def logit_head(x: Array, spectral_norm: bool, train: bool, param_dtype: Dtype) -> Array:
+def logit_head(x: Array, spectral_norm: bool, train: bool, param_dtype: Dtype,
+               y: Optional[Array] = None, num_classes: int = 0) -> Array:
     """Final Dense(1) of a discriminator (inside a compact method), named 'logit'.
 
-    It runs in float32 whatever the model's dtype, so logits and losses keep full precision.
+    It runs in float32 whatever the model's dtype, so logits and losses keep full precision. A
+    class-conditional discriminator (``num_classes > 0``) adds the projection term
+    ``<embed(y), features>`` (Miyato & Koyama, "cGANs with Projection Discriminator", ICLR 2018,
+    https://arxiv.org/abs/1802.05637), the embedding named 'class_embed'.
 
     Args:
       x: features ``[B, ...]`` (flattened here).
       spectral_norm: spectrally normalize the Dense.
       train: update spectral-norm state.
       param_dtype: parameter dtype.
+      y: int labels ``[B]`` (needed when ``num_classes > 0``, ignored otherwise).
+      num_classes: 0 for an unconditional discriminator.
 
     Returns:
       Float32 logits ``[B]``.
     """
     x = x.reshape(x.shape[0], -1).astype(jnp.float32)
     dense = nn.Dense(1, dtype=jnp.float32, param_dtype=param_dtype, name='logit')
-    return spectral(dense, x, spectral_norm=spectral_norm, train=train,
-                    param_dtype=param_dtype)[:, 0]
+    logits = spectral(dense, x, spectral_norm=spectral_norm, train=train,
+                      param_dtype=param_dtype)[:, 0]
+    if num_classes:
+        embed = nn.Embed(num_classes, x.shape[-1], dtype=jnp.float32, param_dtype=param_dtype,
+                         name='class_embed')(_labels(y, num_classes, 'discriminator'))
+        logits = logits + jnp.sum(embed * x, axis=-1)
+    return logits
+
+
+def _labels(y: Optional[Array], num_classes: int, where: str) -> Array:
+    if y is None:
+        raise ConfigError(f'a class-conditional {where} (num_classes={num_classes}) needs labels y')
+    return jnp.asarray(y, jnp.int32).reshape(-1)
+
+
+def condition_latent(z: Array, y: Optional[Array], num_classes: int) -> Array:
+    """Appends the one-hot label to the latent code of a class-conditional generator.
+
+    Mirza & Osindero, "Conditional Generative Adversarial Nets", 2014,
+    https://arxiv.org/abs/1411.1784.
+
+    Args:
+      z: latent codes ``[B, latent_dim]``.
+      y: int labels ``[B]`` (needed when ``num_classes > 0``).
+      num_classes: 0 for an unconditional generator (``z`` is returned as is).
+
+    Returns:
+      ``[B, latent_dim + num_classes]`` codes, or ``z``.
+    """
+    if not num_classes:
+        return z
+    one_hot = jax.nn.one_hot(_labels(y, num_classes, 'generator'), num_classes, dtype=z.dtype)
+    return jnp.concatenate([z, one_hot], axis=-1)
 
 
 def num_elements(shape: Sequence[int]) -> int:

@@ -6,7 +6,7 @@ work too (flattened).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
@@ -30,6 +30,8 @@ class MLPGenerator(nn.Module):
       output_activation: 'tanh' | 'none'.
       dtype: computation dtype (None: float32 by inference).
       param_dtype: parameter dtype.
+      num_classes: > 0 makes G class-conditional (one-hot label appended to z).
+      axis_name: pmap axis over which BatchNorm averages batch statistics (None under jit).
     """
 
     data_shape: tuple[int, ...]
@@ -41,13 +43,17 @@ class MLPGenerator(nn.Module):
     output_activation: str = 'tanh'
     dtype: Any = None
     param_dtype: Any = jnp.float32
+    num_classes: int = 0
+    axis_name: Optional[str] = None
 
     @nn.compact
-    def __call__(self, z: Array, train: bool) -> Array:
+    def __call__(self, z: Array, y: Optional[Array] = None, *, train: bool) -> Array:
         """Generates examples.
 
         Args:
           z: latent codes ``[B, latent_dim]``.
+          y: int class labels ``[B]`` for a conditional generator (``num_classes > 0``); ignored
+            by an unconditional one.
           train: batch statistics (and their running averages / spectral-norm state are updated)
             when True; running averages when False.
 
@@ -57,14 +63,14 @@ class MLPGenerator(nn.Module):
         layers.check_latent(z, self.latent_dim, type(self).__name__)
         dtype = layers.resolve_dtype(self.dtype)
         param_dtype = layers.resolve_dtype(self.param_dtype, 'param_dtype')
-        x = z
+        x = layers.condition_latent(z, y, self.num_classes)
         for i in range(self.num_layers):
             dense = nn.Dense(self.features, use_bias=layers.bias_before(self.norm), dtype=dtype,
                              param_dtype=param_dtype, name=f'dense{i}')
             x = layers.spectral(dense, x, spectral_norm=self.spectral_norm, train=train,
                                 param_dtype=param_dtype)
             x = layers.normalize(self.norm, x, train=train, name=f'norm{i}', dtype=dtype,
-                                 param_dtype=param_dtype)
+                                 param_dtype=param_dtype, axis_name=self.axis_name)
             x = nn.relu(x)
         out = nn.Dense(layers.num_elements(self.data_shape), dtype=dtype,
                        param_dtype=param_dtype, name='out')
@@ -87,6 +93,8 @@ class MLPDiscriminator(nn.Module):
       spectral_norm: spectrally normalize every Dense.
       dtype: computation dtype (None: inferred); the logit layer always runs in float32.
       param_dtype: parameter dtype.
+      num_classes: > 0 makes D class-conditional (projection discriminator).
+      axis_name: pmap axis over which BatchNorm averages batch statistics (None under jit).
     """
 
     features: int = 256
@@ -95,13 +103,17 @@ class MLPDiscriminator(nn.Module):
     spectral_norm: bool = False
     dtype: Any = None
     param_dtype: Any = jnp.float32
+    num_classes: int = 0
+    axis_name: Optional[str] = None
 
     @nn.compact
-    def __call__(self, x: Array, train: bool) -> Array:
+    def __call__(self, x: Array, y: Optional[Array] = None, *, train: bool) -> Array:
         """Scores examples.
 
         Args:
           x: examples ``[B, ...]``.
+          y: int class labels ``[B]`` for a conditional (projection) discriminator; ignored by an
+            unconditional one.
           train: update normalization / spectral-norm state.
 
         Returns:
@@ -120,7 +132,7 @@ class MLPDiscriminator(nn.Module):
                                 param_dtype=param_dtype)
             if i > 0:
                 x = layers.normalize(self.norm, x, train=train, name=f'norm{i}', dtype=dtype,
-                                     param_dtype=param_dtype)
+                                     param_dtype=param_dtype, axis_name=self.axis_name)
             x = nn.leaky_relu(x, 0.2)
-        return layers.logit_head(x, self.spectral_norm, train, param_dtype)
+        return layers.logit_head(x, self.spectral_norm, train, param_dtype, y, self.num_classes)
 

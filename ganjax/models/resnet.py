@@ -8,7 +8,7 @@ SNGAN's.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
@@ -56,6 +56,7 @@ class _Common(nn.Module):
     spectral_norm: bool = False
     dtype: Any = None
     param_dtype: Any = jnp.float32
+    axis_name: Optional[str] = None
 
     def _conv(self, x: Array, train: bool, kernel: int, name: str,
               init: layers.Initializer = RESIDUAL_INIT, features: int | None = None,
@@ -68,7 +69,7 @@ class _Common(nn.Module):
 
     def _norm(self, x: Array, train: bool, name: str) -> Array:
         return layers.normalize(self.norm, x, train=train, name=name, dtype=self._dtype,
-                                param_dtype=self._param_dtype)
+                                param_dtype=self._param_dtype, axis_name=self.axis_name)
 
     @property
     def _dtype(self) -> Any:
@@ -162,6 +163,8 @@ class ResNetGenerator(nn.Module):
       output_activation: 'tanh' | 'none'.
       dtype: computation dtype (None: inferred).
       param_dtype: parameter dtype.
+      num_classes: > 0 makes G class-conditional (one-hot label appended to z).
+      axis_name: pmap axis over which BatchNorm averages batch statistics (None under jit).
     """
 
     data_shape: tuple[int, ...]
@@ -174,13 +177,17 @@ class ResNetGenerator(nn.Module):
     output_activation: str = 'tanh'
     dtype: Any = None
     param_dtype: Any = jnp.float32
+    num_classes: int = 0
+    axis_name: Optional[str] = None
 
     @nn.compact
-    def __call__(self, z: Array, train: bool) -> Array:
+    def __call__(self, z: Array, y: Optional[Array] = None, *, train: bool) -> Array:
         """Generates examples.
 
         Args:
           z: latent codes ``[B, latent_dim]``.
+          y: int class labels ``[B]`` for a conditional generator (``num_classes > 0``); ignored
+            by an unconditional one.
           train: batch statistics (running averages and spectral-norm state updated) when True.
 
         Returns:
@@ -195,14 +202,14 @@ class ResNetGenerator(nn.Module):
         project = nn.Dense(layers.num_elements(base) * self.features,
                            use_bias=layers.bias_before(self.norm), dtype=dtype,
                            param_dtype=param_dtype, kernel_init=SHORTCUT_INIT, name='project')
-        x = layers.spectral(project, z, **sn)
+        x = layers.spectral(project, layers.condition_latent(z, y, self.num_classes), **sn)
         x = x.reshape(x.shape[0], *base, self.features)
         for i in range(self.num_blocks):
             x = GeneratorBlock(self.features, norm=self.norm, spectral_norm=self.spectral_norm,
                                dtype=dtype, param_dtype=param_dtype, upsample=self.upsample,
-                               name=f'block{i}')(x, train)
+                               axis_name=self.axis_name, name=f'block{i}')(x, train)
         x = nn.relu(layers.normalize(self.norm, x, train=train, name='out_norm', dtype=dtype,
-                                     param_dtype=param_dtype))
+                                     param_dtype=param_dtype, axis_name=self.axis_name))
         out = nn.Conv(channels, (3,) * len(spatial), padding='SAME', dtype=dtype,
                       param_dtype=param_dtype, kernel_init=SHORTCUT_INIT, name='out')
         x = layers.spectral(out, x, **sn)
@@ -221,6 +228,8 @@ class ResNetDiscriminator(nn.Module):
       spectral_norm: spectrally normalize every conv / Dense (SNGAN: True).
       dtype: computation dtype (None: inferred); pooling and the logit layer run in float32.
       param_dtype: parameter dtype.
+      num_classes: > 0 makes D class-conditional (projection discriminator).
+      axis_name: pmap axis over which BatchNorm averages batch statistics (None under jit).
     """
 
     features: int = 128
@@ -230,13 +239,17 @@ class ResNetDiscriminator(nn.Module):
     spectral_norm: bool = False
     dtype: Any = None
     param_dtype: Any = jnp.float32
+    num_classes: int = 0
+    axis_name: Optional[str] = None
 
     @nn.compact
-    def __call__(self, x: Array, train: bool) -> Array:
+    def __call__(self, x: Array, y: Optional[Array] = None, *, train: bool) -> Array:
         """Scores examples.
 
         Args:
           x: examples ``[B, *spatial, channels]``, spatial sizes divisible by ``2**num_down``.
+          y: int class labels ``[B]`` for a conditional (projection) discriminator; ignored by an
+            unconditional one.
           train: update normalization / spectral-norm state.
 
         Returns:
@@ -252,11 +265,11 @@ class ResNetDiscriminator(nn.Module):
         if dtype is not None:
             x = x.astype(dtype)
         common = dict(norm=self.norm, spectral_norm=self.spectral_norm, dtype=dtype,
-                      param_dtype=param_dtype)
+                      param_dtype=param_dtype, axis_name=self.axis_name)
         x = DiscriminatorBlock(self.features, optimized=True, name='block0', **common)(x, train)
         for i in range(1, self.num_down + self.num_plain):
             x = DiscriminatorBlock(self.features, downsample=i < self.num_down, name=f'block{i}',
                                    **common)(x, train)
         x = nn.relu(x).astype(jnp.float32)
         x = jnp.sum(x, axis=tuple(range(1, x.ndim - 1)))
-        return layers.logit_head(x, self.spectral_norm, train, param_dtype)
+        return layers.logit_head(x, self.spectral_norm, train, param_dtype, y, self.num_classes)
