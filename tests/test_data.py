@@ -16,6 +16,7 @@ from PIL import Image
 from ganjax import data as data_lib
 from ganjax.data import embedded, image_folder, tfds_source, toy, transforms
 from ganjax.data.iterator import BatchIterator
+from ganjax.data.scaling import Scaling
 from ganjax.data.source import ArraySource, holdout_indices
 from ganjax.errors import ConfigError, DataError
 
@@ -150,7 +151,7 @@ def test_get_batch_rejects_out_of_range_indices():
 
 def test_data_spec():
     spec = data_lib.data_spec(data_lib.build_source(make_config(name='ring8'), 'train'))
-    assert spec == data_lib.DataSpec((2,), np.dtype(np.float32), 8)
+    assert spec == data_lib.DataSpec((2,), np.dtype(np.float32), 8, Scaling.identity())
 
 
 # --------------------------------------------------------------------------------------------
@@ -546,7 +547,7 @@ def test_toy_is_deterministic_per_index():
 def index_source(n):
     """A source whose example i is the value i, so batches show their indices."""
     return ArraySource(np.arange(n, dtype=np.int64)[:, None], np.arange(n) % 3, num_classes=3,
-                       name=f'range({n})')
+                       name=f'range({n})', scaling=Scaling.identity(np.int64))
 
 
 def take(it, count):
