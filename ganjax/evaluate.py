@@ -164,6 +164,9 @@ class Evaluator:
         self._num_devices = max(1, int(num_devices))
         self._mixture = ((held_out.centers, held_out.std) if hasattr(held_out, 'centers')
                          else None)
+        # Real data is scaled into the model's range, where the generator's samples are, inside
+        # the compiled call (stored values travel; uint8 images are a quarter of float32's bytes).
+        self.scaling = held_out.scaling
         self._generate = make_generate_fn(gan)
         self._fns = tuple(f if f is None or isinstance(f, jax.tree_util.Partial)
                           else jax.tree_util.Partial(f)
@@ -192,7 +195,7 @@ class Evaluator:
     def _real_body(self, fns, stats, xs):
         # xs [k, B, ...]: k batches in one compiled call, statistics carried through a scan.
         def body(stats, x):
-            stats, f, probs = self._extract(fns, stats, x)
+            stats, f, probs = self._extract(fns, stats, self.scaling.to_model(x))
             return stats, (f, probs)
         stats, (f, probs) = jax.lax.scan(body, stats, xs)
         return stats, _flat(f), _flat(probs)
@@ -245,7 +248,7 @@ class Evaluator:
         for offsets, count in self._calls():
             x = source.get_batch(order[offsets[0]:offsets[-1] + count])['x']
             if stats is None:
-                stats = self._empty_stats((count,) + x.shape[1:], x.dtype)
+                stats = self._empty_stats((count,) + x.shape[1:], np.float32)
             stats, f, p = self._real_call(self._fns, stats,
                                           x.reshape((len(offsets), count) + x.shape[1:]))
             parts.append((_to_host(f), None if p is None else _to_host(p),
@@ -254,7 +257,11 @@ class Evaluator:
         return _FeatureSet(feats, stats, probs, samples)
 
     def fake_features(self, params, g_state) -> _FeatureSet:
-        """Features of `num` samples of the generator (params, g_state), from fixed noise."""
+        """Features of `num` samples of the generator (params, g_state), from fixed noise.
+
+        The samples kept for the mode statistics of 2D mixtures are in the data's units, like
+        the real ones and the mixture's centers.
+        """
         rng = jax.random.fold_in(jax.random.PRNGKey(self.seed), _EVAL_NOISE_SALT)
         stats, parts = None, []
         for offsets, count in self._calls():
@@ -265,7 +272,7 @@ class Evaluator:
             stats, f, p, x = self._fake_call(self._fns, params, g_state, stats, rng,
                                              np.asarray(offsets, np.int32), count=count)
             parts.append((_to_host(f), None if p is None else _to_host(p),
-                          None if x is None else _to_host(x)))
+                          None if x is None else self.scaling.to_data(_to_host(x))))
         feats, probs, samples = self._collect(parts)
         return _FeatureSet(feats, stats, probs, samples)
 

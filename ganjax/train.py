@@ -4,7 +4,8 @@
 workdir holds one run:
 
     WORKDIR/config.json      the config the run was started with
-    WORKDIR/run_info.json    data shape and dataset description (used by `ganjax sample`)
+    WORKDIR/run_info.json    data shape, dataset description and the data's scaling (used by
+                             `ganjax sample`)
     WORKDIR/checkpoints/     orbax checkpoints (the last `train.keep_checkpoints`)
     WORKDIR/metrics.jsonl    one JSON record per `train.log_every` steps
     WORKDIR/tensorboard/     TensorBoard event files (scalars and sample grids)
@@ -221,6 +222,7 @@ class _Trainer:
             _write_json_atomic(os.path.join(self.workdir, 'run_info.json'), {
                 'data_shape': list(self.data_shape), 'dataset': self.source.description,
                 'num_train_examples': len(self.source), 'jax_version': jax.__version__,
+                'scaling': self.source.scaling.to_json(),
                 'layout': self.par.describe(), 'process_count': jax.process_count(),
                 'devices': [str(d) for d in self.par.devices]})
         self.ckpt = checkpoint.Checkpointer(os.path.join(self.workdir, 'checkpoints'),
@@ -534,6 +536,24 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> GANState:
         trainer.ckpt.close()
         if trainer.best is not None:
             trainer.best.close()
+
+
+def load_scaling(workdir: str) -> data.Scaling:
+    """The data scaling a run recorded in run_info.json (samples -> data units: `to_data`).
+
+    A run recorded before scalings were stored gets the one its data declares now.
+
+    Args:
+      workdir: the run's folder.
+
+    Returns:
+      The run's `data.Scaling`.
+    """
+    with open(os.path.join(workdir, 'run_info.json'), encoding='utf-8') as f:
+        record = json.load(f).get('scaling')
+    if record is None:
+        return data.build_source(load_workdir_config(workdir).data, 'train').scaling
+    return data.Scaling.from_json(record)
 
 
 def load_run(workdir: str, step: int | None = None, best: bool = False):
