@@ -59,7 +59,7 @@ class FeatureMap(NamedTuple):
 
 
 def feature_map(data_config, data_shape: tuple, kind: str = 'auto', features_dir: str = '',
-                inception_weights: str = '') -> FeatureMap:
+                inception_weights: str = '', scaling: data.Scaling | None = None) -> FeatureMap:
     """The feature extractor for a run's data.
 
     Args:
@@ -69,6 +69,8 @@ def feature_map(data_config, data_shape: tuple, kind: str = 'auto', features_dir
       kind: one of FEATURES; 'auto' is 'raw' for vectors and 'classifier' otherwise.
       features_dir: classifier folder ('' = the default folder of the data).
       inception_weights: Inception weights file ('' = its default location).
+      scaling: the data's scaling; a classifier trained on data of another scaling is refused
+        (classifiers saved before scalings were recorded are taken as they are).
 
     Returns:
       A FeatureMap.
@@ -99,6 +101,12 @@ def feature_map(data_config, data_shape: tuple, kind: str = 'auto', features_dir
     if tuple(info['data_shape']) != tuple(data_shape):
         raise ConfigError(f'the classifier in {folder} was trained on data of shape '
                           f'{tuple(info["data_shape"])}, the run has {tuple(data_shape)}')
+    if scaling is not None and 'scaling' in info and (
+            data.Scaling.from_json(info['scaling']) != scaling):
+        raise ConfigError(f'the classifier in {folder} was trained on data with '
+                          f'{data.Scaling.from_json(info["scaling"]).describe()}, the run has '
+                          f'{scaling.describe()}; train one for this data with '
+                          f'`ganjax train-features`')
     return FeatureMap(fn, logits, f'classifier features ({folder}, held-out accuracy '
                                   f'{info["held_out_accuracy"]:.4f})')
 
@@ -157,7 +165,7 @@ class Evaluator:
                               f'split of {config.data.name} has {len(held_out)}')
         self.batch_size = max(1, min(int(batch_size), self.num))
         self.map = feature_map(config.data, gan.data_shape, features, features_dir,
-                               inception_weights)
+                               inception_weights, scaling=held_out.scaling)
         self.seed = int(config.seed)
         self.latent_dim = gan.latent_dim
         self._constrain = constrain

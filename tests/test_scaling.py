@@ -155,3 +155,26 @@ def test_sample_npy_of_a_standardized_table_is_in_the_tables_units(tmp_path):
     z = (samples - recorded.mean) / recorded.std
     assert np.all(np.abs(z) < 20)
     assert np.all(np.abs(samples[:, 0] - 1000) < 300) and np.all(np.abs(samples[:, 1] + 50) < 15)
+
+
+def test_a_classifier_trained_on_another_scaling_is_refused(tmp_path):
+    import flax.serialization
+
+    from ganjax import evaluate
+    from ganjax.errors import ConfigError
+    from ganjax.metrics import features
+
+    folder = tmp_path / 'features'
+    folder.mkdir()
+    model = features.Classifier(3)
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 6, 6, 1)))['params']
+    (folder / 'classifier.msgpack').write_bytes(flax.serialization.to_bytes(params))
+    info = {'data_shape': [6, 6, 1], 'num_classes': 3, 'held_out_accuracy': 1.0,
+            'scaling': Scaling.image(8).to_json()}
+    (folder / 'classifier.json').write_text(json.dumps(info))
+    ok = evaluate.feature_map(None, (6, 6, 1), 'classifier', str(folder),
+                              scaling=Scaling.image(8))
+    assert ok.features(jnp.zeros((2, 6, 6, 1))).shape == (2, features.FEATURE_DIM)
+    with pytest.raises(ConfigError, match='image scaling of uint8.*uint16.*train-features'):
+        evaluate.feature_map(None, (6, 6, 1), 'classifier', str(folder),
+                             scaling=Scaling.image(16))
