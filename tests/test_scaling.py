@@ -178,3 +178,18 @@ def test_a_classifier_trained_on_another_scaling_is_refused(tmp_path):
     with pytest.raises(ConfigError, match='image scaling of uint8.*uint16.*train-features'):
         evaluate.feature_map(None, (6, 6, 1), 'classifier', str(folder),
                              scaling=Scaling.image(16))
+
+
+def test_a_run_recorded_before_scalings_gets_the_one_its_data_declares(tmp_path):
+    from ganjax import config as config_lib
+    from ganjax import train as train_lib
+
+    config = config_lib.default_config()
+    record = json.loads(config_lib.to_json(config))
+    del record['data']['standardize']  # written before the key existed
+    (tmp_path / 'config.json').write_text(json.dumps(record))
+    (tmp_path / 'run_info.json').write_text(json.dumps({'data_shape': [28, 28, 1]}))
+    assert train_lib.load_scaling(str(tmp_path)) == Scaling.image(8)
+    info = {'data_shape': [28, 28, 1], 'scaling': Scaling.image(16).to_json()}
+    (tmp_path / 'run_info.json').write_text(json.dumps(info))
+    assert train_lib.load_scaling(str(tmp_path)) == Scaling.image(16)
