@@ -44,6 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.tfds_name = ''  # for name=tfds: mnist, cifar10, celeb_a, ...
     config.data.data_dir = ''  # tfds data_dir ('' = tfds default, ~/tensorflow_datasets)
     config.data.path = ''  # folder for image_folder, file for csv
+    config.data.standardize = False  # csv: model sees each column as z-scores (train split stats)
     config.data.image_size = 0  # 0 = native size; else center-crop and resize to this square size
     config.data.channels = 0  # 0 = native; 1 or 3 converts grayscale <-> RGB
     config.data.eval_fraction = 0.1  # held out when a dataset has no evaluation split

@@ -25,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     sample = sub.add_parser('sample', help="write a PNG of samples from a run's EMA generator")
     sample.add_argument('--workdir', required=True)
     sample.add_argument('--num', type=int, default=64, help='number of samples')
-    sample.add_argument('--out', required=True, help='output file: .png picture or .npy array')
+    sample.add_argument('--out', required=True, help='output file: .png picture, or .npy array '
+                                                     "in the data's own units and dtype")
     sample.add_argument('--seed', type=int, default=0, help='seed of the latent noise')
     sample.add_argument('--step', type=int, default=None, help='checkpoint step (latest if unset)')
     sample.add_argument('--best', action='store_true',
@@ -122,7 +123,7 @@ def _sample(args, extra) -> None:
     x = np.asarray(jax.jit(make_generate_fn(gan))(state.ema_params, state.g_state, z, y))
     if args.out.endswith('.npy'):
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        np.save(args.out, x)
+        np.save(args.out, train_lib.load_scaling(args.workdir).to_data(x))
     else:
         images.save_png(images.samples_figure(x), args.out)
     print(f'[ganjax] wrote {args.num} samples from step {int(state.step)} to {args.out}')

@@ -4,7 +4,8 @@
 workdir holds one run:
 
     WORKDIR/config.json      the config the run was started with
-    WORKDIR/run_info.json    data shape and dataset description (used by `ganjax sample`)
+    WORKDIR/run_info.json    data shape, dataset description and the data's scaling (used by
+                             `ganjax sample`)
     WORKDIR/checkpoints/     orbax checkpoints (the last `train.keep_checkpoints`)
     WORKDIR/metrics.jsonl    one JSON record per `train.log_every` steps
     WORKDIR/tensorboard/     TensorBoard event files (scalars and sample grids)
@@ -181,7 +182,8 @@ class _Trainer:
         # workdir is touched.
         self.source = data.build_source(config.data, 'train')
         self.data_shape = tuple(int(d) for d in self.source.data_shape)
-        self.gan = build_gan(config, self.data_shape, self.source.num_classes)
+        self.gan = build_gan(config, self.data_shape, self.source.num_classes,
+                             scaling=self.source.scaling)
         # The device layout: a bad mesh or a batch that does not divide fails here, before any
         # compilation and before the workdir is touched.
         self.par = parallel.Parallel(config)
@@ -228,6 +230,7 @@ class _Trainer:
                 'data_shape': list(self.data_shape), 'dataset': self.source.description,
                 'num_classes': int(self.source.num_classes),
                 'num_train_examples': len(self.source), 'jax_version': jax.__version__,
+                'scaling': self.source.scaling.to_json(),
                 'layout': self.par.describe(), 'process_count': jax.process_count(),
                 'devices': [str(d) for d in self.par.devices]})
         self.ckpt = checkpoint.Checkpointer(os.path.join(self.workdir, 'checkpoints'),
@@ -579,6 +582,24 @@ def fix_schedule_steps(config: ConfigDict, workdir: str) -> ConfigDict:
     return config
 
 
+def load_scaling(workdir: str) -> data.Scaling:
+    """The data scaling a run recorded in run_info.json (samples -> data units: `to_data`).
+
+    A run recorded before scalings were stored gets the one its data declares now.
+
+    Args:
+      workdir: the run's folder.
+
+    Returns:
+      The run's `data.Scaling`.
+    """
+    with open(os.path.join(workdir, 'run_info.json'), encoding='utf-8') as f:
+        record = json.load(f).get('scaling')
+    if record is None:
+        return data.build_source(load_workdir_config(workdir).data, 'train').scaling
+    return data.Scaling.from_json(record)
+
+
 def load_run(workdir: str, step: int | None = None, best: bool = False):
     """Restores a run's GANDef and GANState (for sampling and evaluation).
 
@@ -598,7 +619,8 @@ def load_run(workdir: str, step: int | None = None, best: bool = False):
     with open(info_path, encoding='utf-8') as f:
         info = json.load(f)
     data_shape = tuple(info['data_shape'])
-    gan = build_gan(config, data_shape, int(info.get('num_classes', 0)))
+    gan = build_gan(config, data_shape, int(info.get('num_classes', 0)),
+                    scaling=load_scaling(workdir))
     folder = os.path.join(workdir, 'best' if best else 'checkpoints')
     if best and not os.path.exists(os.path.join(folder, 'best.json')):
         raise ConfigError(f'{workdir} has no best checkpoint (it is kept when a run evaluates '

@@ -17,6 +17,7 @@ from jax import lax
 from ml_collections import ConfigDict
 
 from ganjax import losses, models, optim, penalties
+from ganjax.data.scaling import Scaling
 from ganjax.errors import ConfigError, lookup
 from ganjax.state import GANState
 
@@ -54,6 +55,8 @@ class GANDef:
       weight_clip: whether D's weights are clipped after each update (WGAN); the bound itself is
         `hparams['weight_clip']`.
       ema_warmup: ramp the EMA decay up early in the run.
+      scaling: how the data's stored values map to the model's range (the source's
+        `ganjax.data.Scaling`); None accepts only float batches already in the model's range.
     """
 
     generator: nn.Module
@@ -68,9 +71,11 @@ class GANDef:
     num_classes: int = 0
     weight_clip: bool = False
     ema_warmup: bool = True
+    scaling: Scaling | None = None
 
 
 def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int = 0, *,
+              scaling: Scaling | None = None,
               loss_names: tuple[str, ...] | None = None) -> GANDef:
     """Builds the modules, optimizers, loss and penalty that `config` names.
 
@@ -79,6 +84,8 @@ def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int 
       data_shape: the shape of one example, e.g. (28, 28, 1) or (2,).
       num_classes: the dataset's number of classes (0 = unlabelled); used when
         `model.conditional` is set.
+      scaling: the data's `Scaling` (a source's `scaling`), applied to every batch inside the
+        step; None for float data already in the model's range.
       loss_names: the losses a population chooses from per member (`hparams['loss_index']`);
         default: `(config.loss.name,)`.
 
@@ -108,7 +115,7 @@ def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int 
                   penalty_fn=penalties.get_penalty(config.penalty.name),
                   latent_dim=int(config.model.latent_dim), data_shape=data_shape,
                   num_classes=classes, weight_clip=float(config.loss.weight_clip) > 0,
-                  ema_warmup=bool(config.ema.warmup))
+                  ema_warmup=bool(config.ema.warmup), scaling=scaling)
 
 
 def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]:
@@ -182,20 +189,28 @@ def create_state(config: ConfigDict, gan: GANDef, rng: jax.Array | None = None) 
     )
 
 
-def normalize(x: jax.Array) -> jax.Array:
-    """Maps stored data to the model's range: uint8 images to [-1, 1], anything else as float32.
+def to_model(gan: GANDef, x: jax.Array) -> jax.Array:
+    """Maps a batch of stored data to the model's range with the data's declared scaling.
 
-    Images travel to the device as uint8 (a quarter of the bytes of float32) and are scaled here,
-    inside the compiled step.
+    Images travel to the device in their stored integer dtype (a quarter of the bytes of
+    float32 for uint8) and are scaled here, inside the compiled step.
 
     Args:
-      x: a batch of data.
+      gan: from `build_gan`; `gan.scaling` says how the data is scaled.
+      x: a batch of stored data.
 
     Returns:
       float32 array of the same shape.
+
+    Raises:
+      ConfigError: for integer data when the GAN was built without a scaling (nothing says what
+        its values mean).
     """
-    if x.dtype == jnp.uint8:
-        return x.astype(jnp.float32) * (2.0 / 255.0) - 1.0
+    if gan.scaling is not None:
+        return gan.scaling.to_model(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise ConfigError(f'a batch of {x.dtype} data needs the data\'s scaling: build the GAN '
+                          'with build_gan(..., scaling=source.scaling)')
     return x.astype(jnp.float32)
 
 
@@ -330,7 +345,7 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         return lax.switch(hparams['loss_index'], gan.loss_fns, real_logits, fake_logits)
 
     def step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
-        x_all = normalize(batch['x'])
+        x_all = to_model(gan, batch['x'])
         expected = (n_critic, None) + gan.data_shape
         if x_all.ndim != len(expected) or x_all.shape[0] != n_critic or \
                 x_all.shape[2:] != gan.data_shape:

@@ -16,6 +16,7 @@ from PIL import Image
 from ganjax import data as data_lib
 from ganjax.data import embedded, image_folder, tfds_source, toy, transforms
 from ganjax.data.iterator import BatchIterator
+from ganjax.data.scaling import Scaling
 from ganjax.data.source import ArraySource, holdout_indices
 from ganjax.errors import ConfigError, DataError
 
@@ -150,7 +151,7 @@ def test_get_batch_rejects_out_of_range_indices():
 
 def test_data_spec():
     spec = data_lib.data_spec(data_lib.build_source(make_config(name='ring8'), 'train'))
-    assert spec == data_lib.DataSpec((2,), np.dtype(np.float32), 8)
+    assert spec == data_lib.DataSpec((2,), np.dtype(np.float32), 8, Scaling.identity())
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,6 +422,111 @@ def test_image_folder_extensions_include_common_formats():
     assert {'.png', '.jpg', '.jpeg', '.bmp', '.gif'} <= image_folder.image_extensions()
 
 
+def sixteen_bit(seed, shape=(6, 6)):
+    """Pixels over the whole 16-bit range, most of them above 255."""
+    return np.random.default_rng(seed).integers(0, 65536, shape, dtype=np.uint16)
+
+
+def test_image_folder_reads_16bit_png_and_tiff_exactly(tmp_path):
+    import tifffile
+    images = {f'c{i}.png': sixteen_bit(i) for i in range(3)}
+    for name, pixels in images.items():
+        Image.fromarray(pixels).save(tmp_path / name)  # PIL writes a 16-bit PNG ('I;16')
+    gray_tiff = sixteen_bit(3)
+    tifffile.imwrite(tmp_path / 'c3.tif', gray_tiff)
+    images['c3.tif'] = gray_tiff
+    config = make_config(name='image_folder', path=str(tmp_path), eval_fraction=0)
+    src = data_lib.build_source(config, 'train')
+    assert src.dtype == np.uint16 and src.data_shape == (6, 6, 1)
+    assert src.scaling == Scaling.image(16)
+    x = all_batch(src)['x']
+    for got, name in zip(x, src.files):
+        np.testing.assert_array_equal(got[..., 0], images[name])
+    assert (x > 255).mean() > 0.9  # nothing clipped to 8 bits
+    np.testing.assert_array_equal(src.scaling.to_data(src.scaling.to_model(x)), x)
+    # Resizing and channel conversion keep 16 bits.
+    rgb = data_lib.build_source(make_config(name='image_folder', path=str(tmp_path),
+                                            eval_fraction=0, image_size=4, channels=3), 'train')
+    big = all_batch(rgb)['x']
+    assert big.dtype == np.uint16 and big.shape == (4, 4, 4, 3) and big.max() > 255
+
+
+def test_image_folder_reads_16bit_colour_tiff(tmp_path):
+    import tifffile
+    pixels = np.random.default_rng(0).integers(0, 65536, (5, 5, 3), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / 'a.tiff', pixels, photometric='rgb')
+    src = data_lib.build_source(make_config(name='image_folder', path=str(tmp_path),
+                                            eval_fraction=0), 'train')
+    assert src.data_shape == (5, 5, 3) and src.scaling == Scaling.image(16)
+    np.testing.assert_array_equal(all_batch(src)['x'][0], pixels)
+
+
+def test_image_folder_refuses_mixed_bit_depths_and_lossy_16bit_files(tmp_path):
+    import tifffile
+    Image.fromarray(sixteen_bit(0)).save(tmp_path / 'deep.png')
+    Image.new('L', (6, 6), 7).save(tmp_path / 'shallow.png')
+    config = make_config(name='image_folder', path=str(tmp_path), eval_fraction=0)
+    with pytest.raises(DataError, match=r"mixes 8-bit .*shallow.png.* 16-bit .*deep.png"):
+        data_lib.build_source(config, 'train')
+    # A stack of pages is not one image.
+    stack = tmp_path / 'stack'
+    stack.mkdir()
+    tifffile.imwrite(stack / 's.tif', np.zeros((5, 6, 6), np.uint16))
+    with pytest.raises(DataError, match=r's.tif.*one 2-D image per TIFF'):
+        data_lib.build_source(make_config(name='image_folder', path=str(stack)), 'train')
+    floats = tmp_path / 'floats'
+    floats.mkdir()
+    tifffile.imwrite(floats / 'f.tif', np.zeros((6, 6), np.float32))
+    with pytest.raises(DataError, match=r'f.tif.*float32 pixels'):
+        data_lib.build_source(make_config(name='image_folder', path=str(floats)), 'train')
+
+
+def test_16bit_colour_png_is_refused_not_truncated(tmp_path):
+    # PIL cannot write one, so the PNG is assembled by hand: 2x3 RGB at 16 bits per sample.
+    import struct
+    import zlib
+
+    def chunk(kind, payload):
+        return (struct.pack('>I', len(payload)) + kind + payload +
+                struct.pack('>I', zlib.crc32(kind + payload) & 0xFFFFFFFF))
+
+    rgb = (np.arange(18, dtype='>u2').reshape(2, 3, 3) * 3000)
+    raw = b''.join(b'\x00' + row.tobytes() for row in rgb)
+    png = (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 3, 2, 16, 2, 0, 0, 0)) +
+           chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
+    (tmp_path / 'rgb16.png').write_bytes(png)
+    with pytest.raises(DataError, match=r'rgb16.png.*16-bit RGB PNG.*TIFF'):
+        data_lib.build_source(make_config(name='image_folder', path=str(tmp_path)), 'train')
+
+
+def test_every_dataset_declares_its_scaling(tmp_path):
+    import tensorflow_datasets as tfds
+    Image.new('RGB', (8, 8), (9, 9, 9)).save(tmp_path / 'a.png')
+    Image.new('RGB', (8, 8), (9, 9, 9)).save(tmp_path / 'b.png')
+    table = tmp_path / 't.csv'
+    table.write_text('a,b\n' + '\n'.join(f'{i},{2 * i}' for i in range(20)) + '\n')
+    configs = {
+        'mnist_5k': (make_config(), Scaling.image(8)),
+        'tfds': (make_config(name='tfds', tfds_name='mnist', data_dir=str(tmp_path)),
+                 Scaling.image(8)),
+        'image_folder': (make_config(name='image_folder', path=str(tmp_path), eval_fraction=0.5),
+                         Scaling.image(8)),
+        'csv': (make_config(name='csv', path=str(table)), Scaling.identity()),
+        'ring8': (make_config(name='ring8'), Scaling.identity()),
+        'grid25': (make_config(name='grid25'), Scaling.identity()),
+    }
+    assert set(configs) == set(data_lib.DATASETS)
+    with tfds.testing.mock_data(num_examples=8):
+        for name, (config, expected) in configs.items():
+            train, ev = (data_lib.build_source(config, split) for split in ('train', 'eval'))
+            assert isinstance(train, data_lib.Source), name
+            assert train.scaling == expected and ev.scaling == expected, name
+            assert train.scaling.dtype == np.dtype(train.dtype).name, name
+            x = train.get_batch(np.arange(min(2, len(train))))['x']
+            assert train.scaling.to_model(x).dtype == np.float32, name
+            assert data_lib.data_spec(train).scaling == expected, name
+
+
 # --------------------------------------------------------------------------------------------
 # csv
 
@@ -479,6 +585,29 @@ def test_csv_bad_cell_names_row_and_column(tmp_path, cell, what):
     message = str(info.value)
     assert 'bad.csv' in message and 'line 4' in message and "'b'" in message
     assert what in message
+
+
+def test_csv_standardize_uses_training_statistics_for_both_splits(tmp_path):
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(200, 2)) * [10.0, 0.5] + [1000.0, -50.0]
+    path = tmp_path / 'expr.csv'
+    path.write_text('g1,g2\n' + '\n'.join(f'{a:.6f},{b:.6f}' for a, b in values) + '\n')
+    raw = data_lib.build_source(make_config(name='csv', path=str(path), eval_fraction=0.25),
+                                'train')
+    config = make_config(name='csv', path=str(path), standardize=True, eval_fraction=0.25)
+    train, ev = data_lib.build_source(config, 'train'), data_lib.build_source(config, 'eval')
+    # The stored values are untouched; only the declared scaling differs.
+    x = all_batch(train)['x']
+    np.testing.assert_array_equal(x, all_batch(raw)['x'])
+    assert raw.scaling == Scaling.identity()
+    assert train.scaling.kind == 'standardized' and ev.scaling == train.scaling
+    y = train.scaling.to_model(x)
+    np.testing.assert_allclose(y.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(y.std(0), 1, atol=1e-4)
+    np.testing.assert_allclose(train.scaling.to_data(y), x, rtol=1e-6)
+    assert abs(ev.scaling.to_model(all_batch(ev)['x']).mean()) < 0.5
+    with pytest.raises(ConfigError, match='data.standardize'):
+        data_lib.build_source(make_config(name='csv', path=str(path), standardize='yes'), 'train')
 
 
 def test_csv_structural_errors(tmp_path):
@@ -546,7 +675,7 @@ def test_toy_is_deterministic_per_index():
 def index_source(n):
     """A source whose example i is the value i, so batches show their indices."""
     return ArraySource(np.arange(n, dtype=np.int64)[:, None], np.arange(n) % 3, num_classes=3,
-                       name=f'range({n})')
+                       name=f'range({n})', scaling=Scaling.identity(np.int64))
 
 
 def take(it, count):

@@ -13,6 +13,7 @@ import numpy as np
 
 from ganjax.data import source as source_lib
 from ganjax.data import transforms
+from ganjax.data.scaling import IMAGE_BITS, Scaling
 from ganjax.errors import ConfigError, DataError
 
 IMAGE_KEY = 'image'
@@ -90,7 +91,8 @@ class TfdsSource:
 
     Attributes:
         data_shape: (image_size, image_size, channels), or the feature's native shape.
-        dtype: dtype of the image feature (uint8).
+        dtype: dtype of the image feature (uint8 or uint16).
+        scaling: `Scaling.image` of the feature's bit depth (pixels -> [-1, 1]).
         num_classes: classes of the 'label' feature (0 if it has none).
         description: one line for logs.
         tfds_split: the tfds split read ('train', 'test', ...).
@@ -131,6 +133,10 @@ class TfdsSource:
         self._channels = channels
         self.data_shape = (image_size or native[0], image_size or native[1], channels or native[2])
         self.dtype = np.dtype(features[IMAGE_KEY].np_dtype)
+        if self.dtype not in IMAGE_BITS:
+            raise DataError(f'tfds dataset {name!r}: {IMAGE_KEY!r} has dtype {self.dtype}; ganjax '
+                            f'reads uint8 and uint16 images')
+        self.scaling = Scaling.image(IMAGE_BITS[self.dtype])
         label = features[LABEL_KEY] if LABEL_KEY in features else None
         self.num_classes = int(getattr(label, 'num_classes', 0) or 0)
         self._has_label = label is not None
