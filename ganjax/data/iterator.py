@@ -7,12 +7,22 @@ batches an uninterrupted run would, and every process computes the same global b
 its own contiguous slice of it, with no communication. A global batch may be made of `groups`
 sub-batches (e.g. the n_critic batches of one training step); each process then keeps its slice of
 every sub-batch, so that each sub-batch is split over the processes like the devices split it.
+
+grain runs the reading: the batches are the elements of a `grain.MapDataset` (element k = this
+process's part of batch k), read ahead by grain's prefetch threads or worker processes, and
+grain's checkpoint state of the iterator is the position itself (`next_index`). The indices are
+NOT drawn with grain's own `shuffle`: grain permutes one index per Python call (its index
+shuffle), which measured 12-40 us per index on this CPU, 2-4 ms per batch of 64, capping an
+in-memory source at ~4k examples/s where one numpy permutation per epoch costs ~0.1 ms in all
+(benchmarks/input_pipeline.py, benchmarks/README.md).
+
+grain imports jax, so it is imported when an iterator starts reading ahead, not with this module:
+the data package stays importable without jax.
 """
 
 from __future__ import annotations
 
 import collections
-import queue
 import threading
 import weakref
 from typing import Any
@@ -26,8 +36,8 @@ from ganjax.errors import ConfigError, DataError
 class _BatchPlan:
     """The pure part of the iterator: which indices batch k holds, and reading them.
 
-    Kept apart from `BatchIterator` so the prefetch thread holds no reference to the iterator,
-    which can then be garbage-collected (and its thread stopped) when dropped.
+    Kept apart from `BatchIterator` and picklable, so grain can hand it to its reading threads
+    and send it to worker processes.
     """
 
     def __init__(self, source: Source, batch_size: int, seed: int, process_index: int,
@@ -43,6 +53,16 @@ class _BatchPlan:
         self._perms: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state['_perms'] = collections.OrderedDict()
+        del state['_lock']
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def permutation(self, epoch: int) -> np.ndarray:
         """Returns the (cached) shuffled order of epoch `epoch`."""
         with self._lock:
@@ -50,7 +70,7 @@ class _BatchPlan:
             if perm is None:
                 perm = np.random.default_rng([self.seed, epoch]).permutation(self.length)
                 self._perms[epoch] = perm
-                # Two epochs suffice: the consumer and the prefetcher are at most one apart.
+                # Two epochs suffice: the reading threads run a few batches ahead at most.
                 while len(self._perms) > 2:
                     self._perms.popitem(last=False)
             return perm
@@ -70,27 +90,22 @@ class _BatchPlan:
         """Reads this process's part of batch k from the source."""
         return self.source.get_batch(self.local_indices(k))
 
+    def __call__(self, k: int) -> dict[str, np.ndarray]:
+        """`batch(k)`, as the map of grain's dataset of batch numbers."""
+        return self.batch(int(k))
 
-def _prefetch_worker(plan: _BatchPlan, start: int, out: queue.Queue, stop: threading.Event):
-    """Puts (k, batch) for k = start, start+1, ... into `out` until `stop` is set.
 
-    An exception while reading is handed to the consumer as (k, exception) and ends the thread.
+def _allow_unparsed_absl_flags() -> None:
+    """Marks absl flags as parsed (at their defaults) when the program never parsed them.
+
+    grain 0.2.18's worker processes read an absl flag (--grain_enable_multiprocess_worker_
+    profiling) and fail in programs that do not use absl.app (google/grain#1355, fixed after
+    0.2.18); marking the flags parsed keeps every default, which is what such a program means.
     """
-    k = start
-    while not stop.is_set():
-        try:
-            item = (k, plan.batch(k))
-        except BaseException as e:  # pylint: disable=broad-except
-            item = (k, e)
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.1)
-                break
-            except queue.Full:
-                continue
-        if isinstance(item[1], BaseException):
-            return
-        k += 1
+    from absl import flags  # pylint: disable=import-outside-toplevel  (a grain dependency)
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
 
 
 class BatchIterator:
@@ -103,32 +118,41 @@ class BatchIterator:
         groups: sub-batches per global batch (each split over the processes).
         seed: the shuffling seed.
         batches_per_epoch: len(source) // batch_size (the remainder of each epoch is dropped).
+        workers: worker processes reading batches (0 = threads in this process).
     """
 
     def __init__(self, source: Source, batch_size: int, seed: int, position: int = 0,
                  process_index: int = 0, process_count: int = 1, prefetch: int = 2,
-                 groups: int = 1):
-        """Creates the iterator (and its prefetch thread when prefetch > 0).
+                 groups: int = 1, workers: int = 0, threads: int = 1):
+        """Creates the iterator (and starts reading ahead when prefetch > 0).
 
         Args:
-            source: a `Source`.
+            source: a `Source`; with workers > 0 it must be picklable (it is sent to them).
             batch_size: global batch size; must be divisible by process_count.
             seed: seed of the per-epoch permutations (an integer >= 0).
             position: number of batches already consumed (to resume a run).
             process_index: index of this process among process_count.
             process_count: number of processes sharing each global batch.
-            prefetch: batches prepared ahead in a background thread (0 = read on demand).
+            prefetch: batches read ahead by grain in background threads (0 = read on demand); with
+                workers, the batches each worker process keeps ready.
             groups: the global batch is `groups` consecutive sub-batches of batch_size // groups;
                 each process gets its contiguous slice of every one of them.
+            workers: grain worker processes reading batches in parallel (0 = none). They pay
+                off when reading an example costs real work (decoding files); an in-memory
+                source is faster without them.
+            threads: threads reading batches ahead in this process (or in each worker); the
+                batches still come out in order.
 
         Raises:
             ConfigError: for a non-positive batch size, one not divisible by process_count, a
-                bad process index, negative seed, position or prefetch.
+                bad process index, negative seed, position, prefetch or workers, or workers
+                without prefetch.
             DataError: if the source holds fewer examples than one global batch.
         """
         for name, value in (('batch_size', batch_size), ('seed', seed), ('position', position),
                             ('process_index', process_index), ('process_count', process_count),
-                            ('prefetch', prefetch), ('groups', groups)):
+                            ('prefetch', prefetch), ('groups', groups), ('workers', workers),
+                            ('threads', threads)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise ConfigError(f'BatchIterator: {name} must be an integer, got {value!r}')
         if batch_size <= 0:
@@ -142,9 +166,14 @@ class BatchIterator:
         if (batch_size // groups) % process_count:
             raise ConfigError(f'BatchIterator: the global batch_size {batch_size // groups} is '
                               f'not divisible by process_count {process_count}')
-        if seed < 0 or position < 0 or prefetch < 0:
-            raise ConfigError(f'BatchIterator: seed, position and prefetch must be >= 0, got '
-                              f'{seed}, {position}, {prefetch}')
+        if seed < 0 or position < 0 or prefetch < 0 or workers < 0:
+            raise ConfigError(f'BatchIterator: seed, position, prefetch and workers must be '
+                              f'>= 0, got {seed}, {position}, {prefetch}, {workers}')
+        if threads <= 0:
+            raise ConfigError(f'BatchIterator: threads must be > 0, got {threads}')
+        if workers and not prefetch:
+            raise ConfigError(f'BatchIterator: workers={workers} need prefetch > 0 (each worker '
+                              'reads ahead)')
         length = len(source)
         if length < batch_size:
             raise DataError(f'{getattr(source, "description", source)}: {length} examples are '
@@ -154,25 +183,41 @@ class BatchIterator:
         self.local_batch_size = int(batch_size) // int(process_count)
         self.seed = int(seed)
         self.groups = int(groups)
+        self.workers = int(workers)
+        self.threads = int(threads)
+        self.batches_per_epoch = length // self.batch_size
         self._plan = _BatchPlan(source, self.batch_size, self.seed, int(process_index),
                                 int(process_count), self.groups)
-        self.batches_per_epoch = self._plan.batches_per_epoch
         self._position = int(position)
         self._prefetch = int(prefetch)
-        self._queue: queue.Queue | None = None
-        self._stop: threading.Event | None = None
-        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._iterator = None
         if self._prefetch:
-            self._queue = queue.Queue(maxsize=self._prefetch)
-            self._stop = threading.Event()
-            self._thread = threading.Thread(
-                target=_prefetch_worker, args=(self._plan, self._position, self._queue,
-                                               self._stop),
-                name='ganjax-prefetch', daemon=True)
-            self._thread.start()
-            # Stop the thread when the iterator is garbage-collected without close().
-            self._finalizer = weakref.finalize(self, _shutdown, self._stop, self._queue,
-                                               self._thread)
+            self._iterator = self._start(self._position)
+            # Stop grain's threads or workers when the iterator is dropped without close().
+            self._finalizer = weakref.finalize(self, self._iterator.close)
+
+    def _start(self, position: int):
+        """Starts a grain iterator reading this process's batches from `position` on."""
+        import grain  # pylint: disable=import-outside-toplevel  (imports jax: keep it lazy)
+
+        # Element k is this process's part of batch k; the dataset is as long as an int allows.
+        batches = grain.MapDataset.range(2**62).map(self._plan)
+        read = grain.ReadOptions(num_threads=self.threads, prefetch_buffer_size=self._prefetch)
+        if self.workers:
+            _allow_unparsed_absl_flags()
+            # Worker w reads batches position + w, position + w + workers, ...; grain hands them
+            # back in order.
+            dataset = batches[position:].to_iter_dataset(read).mp_prefetch(
+                grain.MultiprocessingOptions(num_workers=self.workers,
+                                             per_worker_buffer_size=self._prefetch))
+            iterator = iter(dataset)
+        else:
+            iterator = iter(batches.to_iter_dataset(read))
+            # grain's checkpoint state of this iterator is the batch number itself.
+            iterator.set_state({'next_index': position})
+        iterator.start_prefetch()
+        return iterator
 
     @property
     def position(self) -> int:
@@ -193,7 +238,7 @@ class BatchIterator:
 
         For data held on the devices, where only indices travel; needs prefetch=0.
         """
-        if self._queue is not None:
+        if self._iterator is not None:
             raise RuntimeError('next_global_indices needs a BatchIterator with prefetch=0')
         indices = self._plan.global_indices(self._position)
         self._position += 1
@@ -208,25 +253,25 @@ class BatchIterator:
 
     def __next__(self) -> dict[str, np.ndarray]:
         """Returns the next batch {'x': [local_batch_size, ...], 'label': int32 [...]}."""
-        if self._queue is None:
-            if self._stop is not None:
-                raise RuntimeError('BatchIterator is closed')
+        if self._closed:
+            raise RuntimeError('BatchIterator is closed')
+        if self._iterator is None:
             batch = self._plan.batch(self._position)
         else:
-            k, batch = self._queue.get()
-            if isinstance(batch, BaseException):
+            try:
+                batch = next(self._iterator)
+            except Exception:
                 self.close()
-                raise batch
-            assert k == self._position, (k, self._position)
+                raise
         self._position += 1
         return batch
 
     def close(self) -> None:
-        """Stops the prefetch thread; the iterator cannot be used afterwards when it had one."""
-        if self._thread is not None:
+        """Stops reading ahead (threads or worker processes); the iterator is then unusable."""
+        self._closed = True
+        if self._iterator is not None:
+            self._iterator = None
             self._finalizer()
-            self._thread = None
-            self._queue = None
 
     def __enter__(self) -> BatchIterator:
         return self
@@ -237,15 +282,3 @@ class BatchIterator:
     def __repr__(self) -> str:
         return (f'BatchIterator(batch_size={self.batch_size}, seed={self.seed}, '
                 f'position={self._position}, batches_per_epoch={self.batches_per_epoch})')
-
-
-def _shutdown(stop: threading.Event, q: queue.Queue, thread: threading.Thread) -> None:
-    """Signals the prefetch thread to stop, unblocks it and waits for it."""
-    stop.set()
-    try:
-        while True:
-            q.get_nowait()
-    except queue.Empty:
-        pass
-    if thread is not threading.current_thread():
-        thread.join(timeout=10)
