@@ -608,11 +608,12 @@ def test_iterator_process_slices_concatenate_to_the_global_batch():
                                       global_batches[k])
 
 
-def test_iterator_prefetch_on_and_off_agree_and_position_counts_returned_batches():
+@pytest.mark.parametrize('pipeline', ['thread', 'grain'])
+def test_iterator_prefetch_on_and_off_agree_and_position_counts_returned_batches(pipeline):
     src = index_source(40)
     results = []
     for prefetch in (0, 1, 4):
-        with BatchIterator(src, 8, seed=2, prefetch=prefetch) as it:
+        with BatchIterator(src, 8, seed=2, prefetch=prefetch, pipeline=pipeline) as it:
             time.sleep(0.05 if prefetch else 0)  # Let the thread run ahead.
             assert it.position == 0
             results.append(np.stack(take(it, 13)))
@@ -653,14 +654,15 @@ def test_iterator_keeps_the_permutations_of_the_thread_iterator():
     np.testing.assert_array_equal(got, want)
 
 
-def test_iterator_threads_and_worker_processes_give_the_same_batches():
+def test_iterator_grain_threads_and_worker_processes_give_the_same_batches():
     src = index_source(40)
     with BatchIterator(src, 8, seed=1, position=3, prefetch=0) as it:
         want = np.stack(take(it, 9))
-    with BatchIterator(src, 8, seed=1, position=3, prefetch=3, threads=3) as it:
+    with BatchIterator(src, 8, seed=1, position=3, prefetch=3, pipeline='grain', threads=3) as it:
         np.testing.assert_array_equal(np.stack(take(it, 9)), want)
     # One worker process (spawned: it imports ganjax and jax, a few seconds).
-    with BatchIterator(src, 8, seed=1, position=3, prefetch=2, workers=1) as it:
+    with BatchIterator(src, 8, seed=1, position=3, prefetch=2, pipeline='grain',
+                       workers=1) as it:
         np.testing.assert_array_equal(np.stack(take(it, 9)), want)
         assert it.position == 12
 
@@ -677,9 +679,13 @@ def test_iterator_bad_arguments():
     with pytest.raises(ConfigError, match='groups=3'):
         BatchIterator(index_source(10), 4, seed=0, groups=3)
     with pytest.raises(ConfigError, match='threads'):
-        BatchIterator(index_source(10), 4, seed=0, threads=0)
+        BatchIterator(index_source(10), 4, seed=0, pipeline='grain', threads=0)
     with pytest.raises(ConfigError, match='need prefetch'):
-        BatchIterator(index_source(10), 4, seed=0, prefetch=0, workers=2)
+        BatchIterator(index_source(10), 4, seed=0, prefetch=0, pipeline='grain', workers=2)
+    with pytest.raises(ConfigError, match="need pipeline='grain'"):
+        BatchIterator(index_source(10), 4, seed=0, workers=2)
+    with pytest.raises(ConfigError, match='pipeline must be one of'):
+        BatchIterator(index_source(10), 4, seed=0, pipeline='tf.data')
     with pytest.raises(ConfigError, match='workers must be an integer'):
         BatchIterator(index_source(10), 4, seed=0, workers=1.5)
 
@@ -698,19 +704,21 @@ class FailingSource:
         return {'x': np.asarray(indices)[:, None], 'label': np.zeros(len(indices), np.int32)}
 
 
-def reading_threads():
-    return [t for t in threading.enumerate() if t.name.startswith('grain-prefetch')]
+def reading_threads(pipeline):
+    prefix = {'thread': 'ganjax-prefetch', 'grain': 'grain-prefetch'}[pipeline]
+    return [t for t in threading.enumerate() if t.name.startswith(prefix)]
 
 
-def test_iterator_forwards_read_errors_and_close_stops_the_threads():
-    it = BatchIterator(FailingSource(), 8, seed=0, prefetch=2)
+@pytest.mark.parametrize('pipeline', ['thread', 'grain'])
+def test_iterator_forwards_read_errors_and_close_stops_the_threads(pipeline):
+    it = BatchIterator(FailingSource(), 8, seed=0, prefetch=2, pipeline=pipeline)
     with pytest.raises(DataError, match='example 0'):
         next(it)
     with pytest.raises(RuntimeError, match='closed'):
         next(it)  # A failed read closes the iterator.
-    it = BatchIterator(index_source(16), 4, seed=0, prefetch=3, threads=2)
+    it = BatchIterator(index_source(16), 4, seed=0, prefetch=3, pipeline=pipeline)
     next(it)
-    threads = reading_threads()
+    threads = reading_threads(pipeline)
     assert threads
     it.close()
     for thread in threads:

@@ -8,21 +8,29 @@ its own contiguous slice of it, with no communication. A global batch may be mad
 sub-batches (e.g. the n_critic batches of one training step); each process then keeps its slice of
 every sub-batch, so that each sub-batch is split over the processes like the devices split it.
 
-grain runs the reading: the batches are the elements of a `grain.MapDataset` (element k = this
-process's part of batch k), read ahead by grain's prefetch threads or worker processes, and
-grain's checkpoint state of the iterator is the position itself (`next_index`). The indices are
-NOT drawn with grain's own `shuffle`: grain permutes one index per Python call (its index
-shuffle), which measured 12-40 us per index on this CPU, 2-4 ms per batch of 64, capping an
-in-memory source at ~4k examples/s where one numpy permutation per epoch costs ~0.1 ms in all
-(benchmarks/input_pipeline.py, benchmarks/README.md).
+Two ways of reading ahead give the same batches (benchmarks/input_pipeline.py measures both):
 
-grain imports jax, so it is imported when an iterator starts reading ahead, not with this module:
-the data package stays importable without jax.
+* 'thread' (default): one background thread and a queue. Fastest for the in-memory sources
+  (image_folder, mnist_5k, csv, toys), whose batch is a gather: it spent 2.6-4.8 CPU us per
+  example where grain spent 4.8-8 on this 2-core CPU, and delivered 1.2-2.5x the examples/s.
+* 'grain': the batches are the elements of a `grain.MapDataset` (element k = this process's part
+  of batch k) read ahead by grain's threads or worker processes; grain's checkpoint state of the
+  iterator is the position itself (`next_index`). For sources that decode per example (tfds):
+  worker processes sidestep the GIL on hosts with cores to spare. On this 2-core shared CPU a
+  decoding source read at the same rate either way (~1,000-1,300 examples/s).
+
+The indices are never drawn with grain's own `shuffle`: grain permutes one index per Python call
+(its index shuffle, 12-40 us per index here), which cost 45-75 CPU us per example and held an
+in-memory source to 6-20k examples/s, where one numpy permutation per epoch costs ~0.1 ms in all.
+
+grain imports jax, so it is imported when a 'grain' iterator starts reading ahead, not with this
+module: the data package stays importable without jax.
 """
 
 from __future__ import annotations
 
 import collections
+import queue
 import threading
 import weakref
 from typing import Any
@@ -36,8 +44,9 @@ from ganjax.errors import ConfigError, DataError
 class _BatchPlan:
     """The pure part of the iterator: which indices batch k holds, and reading them.
 
-    Kept apart from `BatchIterator` and picklable, so grain can hand it to its reading threads
-    and send it to worker processes.
+    Kept apart from `BatchIterator` so the readers hold no reference to the iterator, which can
+    then be garbage-collected (and its readers stopped) when dropped; picklable so grain can send
+    it to worker processes.
     """
 
     def __init__(self, source: Source, batch_size: int, seed: int, process_index: int,
@@ -70,7 +79,7 @@ class _BatchPlan:
             if perm is None:
                 perm = np.random.default_rng([self.seed, epoch]).permutation(self.length)
                 self._perms[epoch] = perm
-                # Two epochs suffice: the reading threads run a few batches ahead at most.
+                # Two epochs suffice: the readers run a few batches ahead at most.
                 while len(self._perms) > 2:
                     self._perms.popitem(last=False)
             return perm
@@ -93,6 +102,84 @@ class _BatchPlan:
     def __call__(self, k: int) -> dict[str, np.ndarray]:
         """`batch(k)`, as the map of grain's dataset of batch numbers."""
         return self.batch(int(k))
+
+
+PIPELINES = ('thread', 'grain')
+
+
+def _prefetch_worker(plan: _BatchPlan, start: int, out: queue.Queue, stop: threading.Event):
+    """Puts (k, batch) for k = start, start+1, ... into `out` until `stop` is set.
+
+    An exception while reading is handed to the consumer as (k, exception) and ends the thread.
+    """
+    k = start
+    while not stop.is_set():
+        try:
+            item = (k, plan.batch(k))
+        except BaseException as e:  # pylint: disable=broad-except
+            item = (k, e)
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        if isinstance(item[1], BaseException):
+            return
+        k += 1
+
+
+class _ThreadReader:
+    """The 'thread' pipeline: batches start, start+1, ... read ahead by one background thread."""
+
+    def __init__(self, plan: _BatchPlan, start: int, prefetch: int):
+        self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
+        self._stop = threading.Event()
+        self._next = start
+        self.thread = threading.Thread(target=_prefetch_worker,
+                                       args=(plan, start, self._queue, self._stop),
+                                       name='ganjax-prefetch', daemon=True)
+        self.thread.start()
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        k, batch = self._queue.get()
+        if isinstance(batch, BaseException):
+            raise batch
+        assert k == self._next, (k, self._next)
+        self._next += 1
+        return batch
+
+    def close(self) -> None:
+        """Signals the thread to stop, unblocks it and waits for it."""
+        self._stop.set()
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        if self.thread is not threading.current_thread():
+            self.thread.join(timeout=10)
+
+
+def _grain_reader(plan: _BatchPlan, start: int, prefetch: int, threads: int, workers: int):
+    """The 'grain' pipeline: a grain iterator over this process's batches from `start` on."""
+    import grain  # pylint: disable=import-outside-toplevel  (imports jax: keep it lazy)
+
+    # Element k is this process's part of batch k; the dataset is as long as an int allows.
+    batches = grain.MapDataset.range(2**62).map(plan)
+    read = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=prefetch)
+    if workers:
+        _allow_unparsed_absl_flags()
+        # Worker w reads batches start + w, start + w + workers, ...; grain hands them back in
+        # order.
+        iterator = iter(batches[start:].to_iter_dataset(read).mp_prefetch(
+            grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=prefetch)))
+    else:
+        iterator = iter(batches.to_iter_dataset(read))
+        # grain's checkpoint state of this iterator is the batch number itself.
+        iterator.set_state({'next_index': start})
+    iterator.start_prefetch()
+    return iterator
 
 
 def _allow_unparsed_absl_flags() -> None:
@@ -118,12 +205,15 @@ class BatchIterator:
         groups: sub-batches per global batch (each split over the processes).
         seed: the shuffling seed.
         batches_per_epoch: len(source) // batch_size (the remainder of each epoch is dropped).
-        workers: worker processes reading batches (0 = threads in this process).
+        pipeline: 'thread' or 'grain', how batches are read ahead.
+        workers: grain worker processes reading batches (0 = none).
+        threads: grain threads reading batches ahead.
     """
 
     def __init__(self, source: Source, batch_size: int, seed: int, position: int = 0,
                  process_index: int = 0, process_count: int = 1, prefetch: int = 2,
-                 groups: int = 1, workers: int = 0, threads: int = 1):
+                 groups: int = 1, pipeline: str = 'thread', workers: int = 0,
+                 threads: int = 1):
         """Creates the iterator (and starts reading ahead when prefetch > 0).
 
         Args:
@@ -133,20 +223,24 @@ class BatchIterator:
             position: number of batches already consumed (to resume a run).
             process_index: index of this process among process_count.
             process_count: number of processes sharing each global batch.
-            prefetch: batches read ahead by grain in background threads (0 = read on demand); with
-                workers, the batches each worker process keeps ready.
+            prefetch: batches read ahead in the background (0 = read on demand, in the
+                caller's thread); with workers, the batches each worker process keeps ready.
             groups: the global batch is `groups` consecutive sub-batches of batch_size // groups;
                 each process gets its contiguous slice of every one of them.
-            workers: grain worker processes reading batches in parallel (0 = none). They pay
-                off when reading an example costs real work (decoding files); an in-memory
-                source is faster without them.
-            threads: threads reading batches ahead in this process (or in each worker); the
-                batches still come out in order.
+            pipeline: how batches are read ahead: 'thread' (one thread; fastest for in-memory
+                sources) or 'grain' (grain's threads or worker processes; for sources that
+                decode per example). Both give the same batches.
+            workers: with pipeline='grain', worker processes reading batches in parallel
+                (0 = none). They pay off when reading an example costs real work (decoding) and
+                the host has cores to spare; they start in seconds (spawned, importing jax).
+            threads: with pipeline='grain', threads reading batches ahead in this process (or
+                in each worker); the batches still come out in order.
 
         Raises:
             ConfigError: for a non-positive batch size, one not divisible by process_count, a
-                bad process index, negative seed, position, prefetch or workers, or workers
-                without prefetch.
+                bad process index, negative seed, position, prefetch or workers, an unknown
+                pipeline, or workers or threads asked of the 'thread' pipeline or without
+                prefetch.
             DataError: if the source holds fewer examples than one global batch.
         """
         for name, value in (('batch_size', batch_size), ('seed', seed), ('position', position),
@@ -171,6 +265,12 @@ class BatchIterator:
                               f'>= 0, got {seed}, {position}, {prefetch}, {workers}')
         if threads <= 0:
             raise ConfigError(f'BatchIterator: threads must be > 0, got {threads}')
+        if pipeline not in PIPELINES:
+            raise ConfigError(f'BatchIterator: pipeline must be one of {PIPELINES}, got '
+                              f'{pipeline!r}')
+        if pipeline == 'thread' and (workers or threads != 1):
+            raise ConfigError(f"BatchIterator: workers={workers} and threads={threads} need "
+                              f"pipeline='grain' (the 'thread' pipeline is one thread)")
         if workers and not prefetch:
             raise ConfigError(f'BatchIterator: workers={workers} need prefetch > 0 (each worker '
                               'reads ahead)')
@@ -183,6 +283,7 @@ class BatchIterator:
         self.local_batch_size = int(batch_size) // int(process_count)
         self.seed = int(seed)
         self.groups = int(groups)
+        self.pipeline = pipeline
         self.workers = int(workers)
         self.threads = int(threads)
         self.batches_per_epoch = length // self.batch_size
@@ -191,33 +292,15 @@ class BatchIterator:
         self._position = int(position)
         self._prefetch = int(prefetch)
         self._closed = False
-        self._iterator = None
-        if self._prefetch:
-            self._iterator = self._start(self._position)
-            # Stop grain's threads or workers when the iterator is dropped without close().
-            self._finalizer = weakref.finalize(self, self._iterator.close)
-
-    def _start(self, position: int):
-        """Starts a grain iterator reading this process's batches from `position` on."""
-        import grain  # pylint: disable=import-outside-toplevel  (imports jax: keep it lazy)
-
-        # Element k is this process's part of batch k; the dataset is as long as an int allows.
-        batches = grain.MapDataset.range(2**62).map(self._plan)
-        read = grain.ReadOptions(num_threads=self.threads, prefetch_buffer_size=self._prefetch)
-        if self.workers:
-            _allow_unparsed_absl_flags()
-            # Worker w reads batches position + w, position + w + workers, ...; grain hands them
-            # back in order.
-            dataset = batches[position:].to_iter_dataset(read).mp_prefetch(
-                grain.MultiprocessingOptions(num_workers=self.workers,
-                                             per_worker_buffer_size=self._prefetch))
-            iterator = iter(dataset)
-        else:
-            iterator = iter(batches.to_iter_dataset(read))
-            # grain's checkpoint state of this iterator is the batch number itself.
-            iterator.set_state({'next_index': position})
-        iterator.start_prefetch()
-        return iterator
+        self._reader = None
+        if self._prefetch and self.pipeline == 'thread':
+            self._reader = _ThreadReader(self._plan, self._position, self._prefetch)
+        elif self._prefetch:
+            self._reader = _grain_reader(self._plan, self._position, self._prefetch,
+                                           self.threads, self.workers)
+        if self._reader is not None:
+            # Stop the thread(s) or worker processes when the iterator is dropped unclosed.
+            self._finalizer = weakref.finalize(self, self._reader.close)
 
     @property
     def position(self) -> int:
@@ -238,7 +321,7 @@ class BatchIterator:
 
         For data held on the devices, where only indices travel; needs prefetch=0.
         """
-        if self._iterator is not None:
+        if self._reader is not None:
             raise RuntimeError('next_global_indices needs a BatchIterator with prefetch=0')
         indices = self._plan.global_indices(self._position)
         self._position += 1
@@ -255,11 +338,11 @@ class BatchIterator:
         """Returns the next batch {'x': [local_batch_size, ...], 'label': int32 [...]}."""
         if self._closed:
             raise RuntimeError('BatchIterator is closed')
-        if self._iterator is None:
+        if self._reader is None:
             batch = self._plan.batch(self._position)
         else:
             try:
-                batch = next(self._iterator)
+                batch = next(self._reader)
             except Exception:
                 self.close()
                 raise
@@ -267,10 +350,10 @@ class BatchIterator:
         return batch
 
     def close(self) -> None:
-        """Stops reading ahead (threads or worker processes); the iterator is then unusable."""
+        """Stops reading ahead (thread(s) or worker processes); the iterator is then unusable."""
         self._closed = True
-        if self._iterator is not None:
-            self._iterator = None
+        if self._reader is not None:
+            self._reader = None
             self._finalizer()
 
     def __enter__(self) -> BatchIterator:
@@ -281,4 +364,5 @@ class BatchIterator:
 
     def __repr__(self) -> str:
         return (f'BatchIterator(batch_size={self.batch_size}, seed={self.seed}, '
-                f'position={self._position}, batches_per_epoch={self.batches_per_epoch})')
+                f'position={self._position}, batches_per_epoch={self.batches_per_epoch}, '
+                f'pipeline={self.pipeline!r})')
