@@ -78,8 +78,8 @@ class DecodingSource:
     def get_batch(self, indices) -> dict:
         """Decodes the files at `indices`: {'x': uint8 [n, s, s, c], 'label': int32 [n]}."""
         idx = check_indices(indices, len(self.paths))
-        x = np.stack([image_folder._decode(self.paths[i], self.image_size, self.channels)  # pylint: disable=protected-access
-                      for i in idx])
+        decode = image_folder._decode  # pylint: disable=protected-access  (ganjax's decoder)
+        x = np.stack([decode(self.paths[i], self.image_size, self.channels) for i in idx])
         return {'x': x, 'label': np.full(len(idx), -1, np.int32)}
 
 
@@ -129,7 +129,8 @@ def load_baseline(commit: str):
                           check=True, capture_output=True, text=True).stdout
     spec = importlib.util.spec_from_loader(f'iterator_{commit}', loader=None)
     module = importlib.util.module_from_spec(spec)
-    exec(compile(text, f'{commit}:ganjax/data/iterator.py', 'exec'), module.__dict__)  # pylint: disable=exec-used
+    code = compile(text, f'{commit}:ganjax/data/iterator.py', 'exec')
+    exec(code, module.__dict__)  # pylint: disable=exec-used  (the old module, from git)
     return module.BatchIterator
 
 

@@ -11,17 +11,18 @@ every sub-batch, so that each sub-batch is split over the processes like the dev
 Two ways of reading ahead give the same batches (benchmarks/input_pipeline.py measures both):
 
 * 'thread' (default): one background thread and a queue. Fastest for the in-memory sources
-  (image_folder, mnist_5k, csv, toys), whose batch is a gather: it spent 2.6-4.8 CPU us per
-  example where grain spent 4.8-8 on this 2-core CPU, and delivered 1.2-2.5x the examples/s.
+  (image_folder, mnist_5k, csv, toys), whose batch is a gather: 4.4 CPU us per example where
+  grain spent 6.5-7.1 on the 2-core CPU measured, and 1.4-1.6x grain's examples/s.
 * 'grain': the batches are the elements of a `grain.MapDataset` (element k = this process's part
   of batch k) read ahead by grain's threads or worker processes; grain's checkpoint state of the
-  iterator is the position itself (`next_index`). For sources that decode per example (tfds):
-  worker processes sidestep the GIL on hosts with cores to spare. On this 2-core shared CPU a
-  decoding source read at the same rate either way (~1,000-1,300 examples/s).
+  iterator is the position itself (`next_index`). For sources that decode per example (tfds) on
+  hosts with cores to spare: worker processes take the decoding out of the training process
+  (~30 CPU us per example left in it instead of ~950). On the shared 2-core CPU measured, a
+  decoding source read at the same rate either way (~460-530 examples/s).
 
 The indices are never drawn with grain's own `shuffle`: grain permutes one index per Python call
-(its index shuffle, 12-40 us per index here), which cost 45-75 CPU us per example and held an
-in-memory source to 6-20k examples/s, where one numpy permutation per epoch costs ~0.1 ms in all.
+(its index shuffle, 12-40 us per index), which cost 73 CPU us per example and held an in-memory
+source to 6.6k examples/s, where one numpy permutation per epoch costs ~0.1 ms in all.
 
 grain imports jax, so it is imported when a 'grain' iterator starts reading ahead, not with this
 module: the data package stays importable without jax.
