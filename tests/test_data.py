@@ -654,17 +654,22 @@ def test_iterator_keeps_the_permutations_of_the_thread_iterator():
     np.testing.assert_array_equal(got, want)
 
 
-def test_iterator_grain_threads_and_worker_processes_give_the_same_batches():
+def test_iterator_grain_threads_and_worker_processes_give_the_same_batches(prepared_tfds_dir):
     src = index_source(40)
     with BatchIterator(src, 8, seed=1, position=3, prefetch=0) as it:
         want = np.stack(take(it, 9))
     with BatchIterator(src, 8, seed=1, position=3, prefetch=3, pipeline='grain', threads=3) as it:
         np.testing.assert_array_equal(np.stack(take(it, 9)), want)
-    # One worker process (spawned: it imports ganjax and jax, a few seconds).
-    with BatchIterator(src, 8, seed=1, position=3, prefetch=2, pipeline='grain',
+    # A tfds source (the case workers are for), resumed at position 3, in one worker process
+    # (spawned: it imports ganjax and jax, a few seconds).
+    tfds = data_lib.build_source(make_config(name='tfds', tfds_name='ganjax_tiny_with_test',
+                                             data_dir=prepared_tfds_dir), 'train')
+    with BatchIterator(tfds, 4, seed=1, position=3, prefetch=0) as it:
+        want = np.stack([next(it)['x'] for _ in range(7)])
+    with BatchIterator(tfds, 4, seed=1, position=3, prefetch=2, pipeline='grain',
                        workers=1) as it:
-        np.testing.assert_array_equal(np.stack(take(it, 9)), want)
-        assert it.position == 12
+        np.testing.assert_array_equal(np.stack([next(it)['x'] for _ in range(7)]), want)
+        assert it.position == 10
 
 
 def test_iterator_bad_arguments():
