@@ -737,17 +737,68 @@ def test_iterator_process_slices_concatenate_to_the_global_batch():
                                       global_batches[k])
 
 
-def test_iterator_prefetch_on_and_off_agree_and_position_counts_returned_batches():
+@pytest.mark.parametrize('pipeline', ['thread', 'grain'])
+def test_iterator_prefetch_on_and_off_agree_and_position_counts_returned_batches(pipeline):
     src = index_source(40)
     results = []
     for prefetch in (0, 1, 4):
-        with BatchIterator(src, 8, seed=2, prefetch=prefetch) as it:
+        with BatchIterator(src, 8, seed=2, prefetch=prefetch, pipeline=pipeline) as it:
             time.sleep(0.05 if prefetch else 0)  # Let the thread run ahead.
             assert it.position == 0
             results.append(np.stack(take(it, 13)))
             assert it.position == 13
     np.testing.assert_array_equal(results[0], results[1])
     np.testing.assert_array_equal(results[0], results[2])
+
+
+def test_iterator_groups_slices_and_global_indices_equal_the_host_batches():
+    # 2 sub-batches of 8 over 2 processes: each process keeps rows 4p..4p+3 of every sub-batch.
+    src = index_source(64)
+    with BatchIterator(src, 16, seed=9, position=5, prefetch=0) as whole:
+        global_indices = [whole.next_global_indices() for _ in range(6)]
+        assert whole.position == 11
+    parts = []
+    for p in range(2):
+        with BatchIterator(src, 16, seed=9, position=5, process_index=p, process_count=2,
+                           groups=2) as it:
+            assert it.local_batch_size == 8
+            parts.append(take(it, 6))
+    for k in range(6):
+        sub = global_indices[k].reshape(2, 8)  # [groups, rows] as train.py splits it.
+        for p in range(2):
+            np.testing.assert_array_equal(parts[p][k], sub[:, 4 * p:4 * p + 4].reshape(-1))
+    with BatchIterator(src, 16, seed=9, prefetch=2) as it:
+        with pytest.raises(RuntimeError, match='prefetch=0'):
+            it.next_global_indices()
+
+
+def test_iterator_keeps_the_permutations_of_the_thread_iterator():
+    # Batch k reads np.random.default_rng([seed, epoch]).permutation(n) in slices: runs and their
+    # checkpoints made before grain read the same batches.
+    src = index_source(20)
+    with BatchIterator(src, 6, seed=7, prefetch=2) as it:
+        got = np.stack(take(it, 7))
+    want = np.concatenate([np.random.default_rng([7, e]).permutation(20)[:18].reshape(3, 6)
+                           for e in range(3)])[:7]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_iterator_grain_threads_and_worker_processes_give_the_same_batches(prepared_tfds_dir):
+    src = index_source(40)
+    with BatchIterator(src, 8, seed=1, position=3, prefetch=0) as it:
+        want = np.stack(take(it, 9))
+    with BatchIterator(src, 8, seed=1, position=3, prefetch=3, pipeline='grain', threads=3) as it:
+        np.testing.assert_array_equal(np.stack(take(it, 9)), want)
+    # A tfds source (the case workers are for), resumed at position 3, in one worker process
+    # (spawned: it imports ganjax and jax, a few seconds).
+    tfds = data_lib.build_source(make_config(name='tfds', tfds_name='ganjax_tiny_with_test',
+                                             data_dir=prepared_tfds_dir), 'train')
+    with BatchIterator(tfds, 4, seed=1, position=3, prefetch=0) as it:
+        want = np.stack([next(it)['x'] for _ in range(7)])
+    with BatchIterator(tfds, 4, seed=1, position=3, prefetch=2, pipeline='grain',
+                       workers=1) as it:
+        np.testing.assert_array_equal(np.stack([next(it)['x'] for _ in range(7)]), want)
+        assert it.position == 10
 
 
 def test_iterator_bad_arguments():
@@ -759,6 +810,18 @@ def test_iterator_bad_arguments():
         BatchIterator(index_source(10), 4, seed=0, process_index=2, process_count=2)
     with pytest.raises(ConfigError, match='>= 0'):
         BatchIterator(index_source(10), 4, seed=-1)
+    with pytest.raises(ConfigError, match='groups=3'):
+        BatchIterator(index_source(10), 4, seed=0, groups=3)
+    with pytest.raises(ConfigError, match='threads'):
+        BatchIterator(index_source(10), 4, seed=0, pipeline='grain', threads=0)
+    with pytest.raises(ConfigError, match='need prefetch'):
+        BatchIterator(index_source(10), 4, seed=0, prefetch=0, pipeline='grain', workers=2)
+    with pytest.raises(ConfigError, match="need pipeline='grain'"):
+        BatchIterator(index_source(10), 4, seed=0, workers=2)
+    with pytest.raises(ConfigError, match='pipeline must be one of'):
+        BatchIterator(index_source(10), 4, seed=0, pipeline='tf.data')
+    with pytest.raises(ConfigError, match='workers must be an integer'):
+        BatchIterator(index_source(10), 4, seed=0, workers=1.5)
 
 
 class FailingSource:
@@ -775,16 +838,26 @@ class FailingSource:
         return {'x': np.asarray(indices)[:, None], 'label': np.zeros(len(indices), np.int32)}
 
 
-def test_iterator_forwards_read_errors_and_close_stops_the_thread():
-    it = BatchIterator(FailingSource(), 8, seed=0, prefetch=2)
+def reading_threads(pipeline):
+    prefix = {'thread': 'ganjax-prefetch', 'grain': 'grain-prefetch'}[pipeline]
+    return [t for t in threading.enumerate() if t.name.startswith(prefix)]
+
+
+@pytest.mark.parametrize('pipeline', ['thread', 'grain'])
+def test_iterator_forwards_read_errors_and_close_stops_the_threads(pipeline):
+    it = BatchIterator(FailingSource(), 8, seed=0, prefetch=2, pipeline=pipeline)
     with pytest.raises(DataError, match='example 0'):
         next(it)
-    it.close()
-    before = threading.active_count()
-    it = BatchIterator(index_source(16), 4, seed=0, prefetch=3)
-    thread = it._thread
-    assert thread.is_alive()
+    with pytest.raises(RuntimeError, match='closed'):
+        next(it)  # A failed read closes the iterator.
+    it = BatchIterator(index_source(16), 4, seed=0, prefetch=3, pipeline=pipeline)
     next(it)
+    threads = reading_threads(pipeline)
+    assert threads
     it.close()
-    assert not thread.is_alive()
-    assert threading.active_count() <= before
+    for thread in threads:
+        thread.join(timeout=30)  # Each finishes the batch it is reading, then exits.
+        assert not thread.is_alive()
+    with pytest.raises(RuntimeError, match='closed'):
+        next(it)
+    assert it.position == 1
