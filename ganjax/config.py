@@ -17,6 +17,7 @@ _CHOICES = {
     'model.param_dtype': ('float32', 'bfloat16'),
     'optim.schedule': ('constant', 'linear', 'cosine'),
     'data.on_device': ('auto', 'always', 'never'),
+    'data.pipeline': ('thread', 'grain'),
     'parallel.strategy': ('jit', 'pmap'),
     'parallel.distributed': ('auto', 'on', 'off'),
     'eval.features': ('auto', 'raw', 'classifier', 'inception'),
@@ -236,14 +237,14 @@ def validate(config: ConfigDict) -> None:
                 'train.num_steps', 'train.n_critic', 'train.log_every', 'train.sample_every',
                 'train.checkpoint_every', 'train.keep_checkpoints', 'train.num_samples',
                 'penalty.interval', 'train.steps_per_call', 'parallel.fsdp',
-                'data.on_device_max_mb', 'eval.num_samples', 'eval.batch_size')
+                'data.on_device_max_mb', 'eval.num_samples', 'eval.batch_size', 'data.threads')
     for key in positive:
         if flat[key] <= 0:
             raise ConfigError(f'{key} must be positive, got {flat[key]}')
     non_negative = ('optim.g_lr', 'optim.d_lr', 'loss.weight_clip', 'penalty.weight',
                     'optim.grad_clip_norm', 'data.prefetch', 'data.image_size', 'data.channels',
                     'parallel.num_devices', 'parallel.num_processes', 'parallel.fsdp_min_size',
-                    'eval.every', 'optim.schedule_steps')
+                    'eval.every', 'optim.schedule_steps', 'data.workers')
     for key in non_negative:
         if flat[key] < 0:
             raise ConfigError(f'{key} must be >= 0, got {flat[key]}')

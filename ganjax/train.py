@@ -41,6 +41,7 @@ from ganjax.train_step import build_gan, create_state, make_generate_fn, sample_
 RESUMABLE_CHANGES = frozenset({
     'train.num_steps', 'train.log_every', 'train.sample_every', 'train.checkpoint_every',
     'train.keep_checkpoints', 'train.progress', 'train.compilation_cache', 'data.prefetch',
+    'data.pipeline', 'data.workers', 'data.threads',
     # How the same computation is laid out: a run may resume on another number of devices.
     'train.steps_per_call', 'data.on_device', 'data.on_device_max_mb', 'parallel.strategy',
     'parallel.num_devices', 'parallel.fsdp', 'parallel.fsdp_min_size', 'parallel.distributed',
@@ -313,7 +314,9 @@ class _Trainer:
         iterator = data.BatchIterator(
             self.source, batch_size * n_critic, seed=cfg.seed, position=position,
             process_index=jax.process_index(), process_count=jax.process_count(),
-            prefetch=0 if self.on_device else cfg.data.prefetch, groups=n_critic)
+            prefetch=0 if self.on_device else cfg.data.prefetch, groups=n_critic,
+            **({} if self.on_device or not cfg.data.prefetch else dict(
+                pipeline=cfg.data.pipeline, workers=cfg.data.workers, threads=cfg.data.threads)))
         data_on_device = None
         if self.on_device:
             data_on_device = self.par.put_dataset(_read_all(self.source))
