@@ -3,6 +3,7 @@ arguments."""
 
 import argparse
 import errno
+import functools
 import os
 import signal
 import sys
@@ -66,20 +67,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Stopped(BaseException):
-    """SIGTERM outside the training loop (whose own handler checkpoints and stops).
+def _exit_on_signal(hint: str, signum: int, frame) -> None:
+    """Ends the process at once with one line (`hint` appended), as the default action would
+    without a word.
 
-    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way (config
-    files are user code) swallows it.
+    Raising an exception here instead is unsafe: the signal may arrive inside a callback from C++
+    (importing jaxlib aborts the process) or inside a garbage-collection callback (the exception
+    is printed and ignored, and the run goes on). Before the training loop nothing is half-written
+    that an abrupt end can corrupt: the run directory's files are written atomically.
     """
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_stopped(signum, frame):
-    raise _Stopped(signum)
+    what = 'interrupted by Ctrl-C' if signum == signal.SIGINT else (
+        f'stopped by {signal.Signals(signum).name}')
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # pylint: disable=broad-except  (a write the signal interrupted)
+            pass
+    os.write(2, f'ganjax: {what}{hint}\n'.encode())
+    os._exit(128 + signum)
 
 
 def _check_workdir(workdir: str, write: bool, exist: bool) -> None:
@@ -253,29 +258,30 @@ def main(argv: list[str] | None = None) -> int:
 
     Returns:
       The exit status: 0 on success, 2 for a config error, 1 for a data, file or training error,
-      128 + the signal's number when stopped by SIGTERM (143) or Ctrl-C (130).
+      130 for a second Ctrl-C inside the training loop. SIGTERM (143) and Ctrl-C (130) outside
+      the loop end the process at once, without returning.
     """
-    # Installed before anything slow is imported, so a SIGTERM in the first seconds (imports,
-    # config, data loading) ends with a message rather than silently; the training loop installs
-    # its own handler, which checkpoints, and puts this one back when it ends.
-    previous = None
+    # Installed before anything slow is imported, so a signal in the first seconds (imports,
+    # config, data loading) ends with a message; the training loop installs its own handlers,
+    # which checkpoint, and puts these back when it ends.
+    args, extra = _parser().parse_known_args(argv)
+    hint = (' (the same command resumes the run from its last checkpoint, if any)'
+            if args.command == 'train' else '')
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _raise_stopped)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, functools.partial(_exit_on_signal, hint))
     try:
-        return _run(argv)
+        return _run(args, extra, hint)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def _run(argv: list[str] | None) -> int:
-    resume = ''
+def _run(args: argparse.Namespace, extra: list[str], hint: str) -> int:
+    commands = {'train': _train, 'sample': _sample, 'train-features': _train_features,
+                'eval': _eval}
     try:
-        args, extra = _parser().parse_known_args(argv)
-        commands = {'train': _train, 'sample': _sample, 'train-features': _train_features,
-                    'eval': _eval}
-        if args.command == 'train':
-            resume = ' (the same command resumes the run from its last checkpoint, if any)'
         commands[args.command](args, extra)
     except ConfigError as e:
         print(f'ganjax: config error: {e}', file=sys.stderr)
@@ -292,11 +298,8 @@ def _run(argv: list[str] | None) -> int:
         where = f': {e.filename}' if e.filename is not None else ''
         print(f'ganjax: error: {e.strerror or e}{where}', file=sys.stderr)
         return 1
-    except _Stopped as e:
-        print(f'ganjax: stopped by {signal.Signals(e.signum).name}{resume}', file=sys.stderr)
-        return 128 + e.signum
-    except KeyboardInterrupt:
-        print(f'ganjax: interrupted by Ctrl-C{resume}', file=sys.stderr)
+    except KeyboardInterrupt:  # the training loop's answer to a second Ctrl-C
+        print(f'ganjax: interrupted by Ctrl-C{hint}', file=sys.stderr)
         return 128 + int(signal.SIGINT)
     return 0
 

@@ -184,16 +184,22 @@ def test_save_image_refuses_an_unknown_extension(tmp_path):
 
 
 @pytest.mark.parametrize('sig, status, message', [
-    ('SIGTERM', 143, 'ganjax: stopped by SIGTERM'),
-    ('SIGINT', 130, 'ganjax: interrupted by Ctrl-C')])
-def test_signal_before_the_training_loop_is_one_line(tmp_path, sig, status, message):
+    ('SIGTERM', 143, 'ganjax: stopped by SIGTERM (the same command resumes'),
+    ('SIGINT', 130, 'ganjax: interrupted by Ctrl-C (the same command resumes')])
+@pytest.mark.parametrize('swallowed', [False, True], ids=['plain', 'inside_except'])
+def test_signal_before_the_training_loop_is_one_line(tmp_path, sig, status, message, swallowed):
     # The signal arrives while the config file is read, seconds before the loop would install
-    # its own handler: a controlled point, no timing.
+    # its own handler: a controlled point, no timing. `inside_except` sends it where an exception
+    # would be swallowed, as in the garbage collector's callbacks (jax has one): the process must
+    # still stop.
     (tmp_path / 'configs').symlink_to(os.path.join(ROOT, 'configs'))
+    kill = f'os.kill(os.getpid(), signal.{sig})'
+    if swallowed:
+        kill = f'try:\n        {kill}\n    except BaseException:\n        pass'
     (tmp_path / 'stop.py').write_text(
         'import os\nimport signal\n\nfrom configs import default\n\n\n'
         'def get_config():\n'
-        f'    os.kill(os.getpid(), signal.{sig})\n'
+        f'    {kill}\n'
         '    return default.get_config()\n')
     workdir = tmp_path / 'run'
     env = dict(os.environ, PYTHONPATH=ROOT)
@@ -206,12 +212,12 @@ def test_signal_before_the_training_loop_is_one_line(tmp_path, sig, status, mess
     assert not workdir.exists()
 
 
-def test_main_restores_the_sigterm_handler(tmp_path, capsys):
-    before = signal.getsignal(signal.SIGTERM)
+def test_main_restores_the_signal_handlers(tmp_path, capsys):
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     main(['train', '--config', RING, '--workdir', str(tmp_path / 'run'),
           '--config.optim.b1=5'])
     capsys.readouterr()
-    assert signal.getsignal(signal.SIGTERM) is before
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
 
 def test_undefined_eval_metric_is_a_note_not_a_tensorboard_warning(tmp_path, caplog):
