@@ -4,6 +4,7 @@ arguments."""
 import argparse
 import errno
 import functools
+import json
 import os
 import signal
 import sys
@@ -116,6 +117,14 @@ def _check_workdir(workdir: str, write: bool, exist: bool) -> None:
         except ConfigError as e:
             raise ConfigError(f'{e}; it records the run in {workdir}: repair it, or start a new '
                               'run in another --workdir') from None
+    info = os.path.join(path, 'run_info.json')
+    if exist and os.path.isfile(info):
+        try:
+            with open(info, encoding='utf-8') as f:
+                json.load(f)
+        except ValueError as e:
+            raise GanjaxError(f'{info} is not valid JSON ({e}); resuming the run (`ganjax train '
+                              f'--workdir {workdir}`) writes it again') from None
 
 
 def _check_can_write(path: str, name: str) -> None:

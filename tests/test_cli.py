@@ -253,3 +253,12 @@ def test_a_full_disk_is_one_line_naming_the_file(monkeypatch, capsys):
     monkeypatch.setattr(cli, '_eval', full)
     assert main(['eval', '--workdir', '/runs/a']) == 1
     assert _one_line(capsys) == 'ganjax: error: No space left on device: /runs/a/metrics.jsonl'
+
+
+def test_corrupt_run_info(fake_run, capsys):
+    (fake_run / 'run_info.json').write_text('{"data_shape": [2')
+    before = _tree(fake_run)
+    assert main(['sample', '--workdir', str(fake_run), '--out', str(fake_run / 'x.png')]) == 1
+    line = _one_line(capsys)
+    assert 'run_info.json is not valid JSON' in line and 'ganjax train --workdir' in line
+    assert _tree(fake_run) == before
