@@ -7,6 +7,8 @@ why it is a separate step (`pip install ganjax[prepare]`), never done implicitly
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,19 @@ def _tfds():
     # Imported lazily: tfds takes ~0.5 s to import and only this dataset needs it.
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     return tfds
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+    """Hides tfds' absl warnings (e.g. 'Variant folder ... has no dataset_info.json') while it
+    probes a data_dir: whatever they describe, ganjax's own error says it in one message."""
+    logger = logging.getLogger('absl')
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def prepare_instructions(name: str, data_dir: str | None) -> str:
@@ -48,6 +63,7 @@ def prepare_instructions(name: str, data_dir: str | None) -> str:
         f'format cannot be read by random access; prepare them again as above).')
 
 
+@_quiet_absl()
 def _open(name: str, split: str, data_dir: str | None) -> Any:
     """Opens one split as a random-access data source, with errors a user can act on."""
     tfds = _tfds()
@@ -72,6 +88,7 @@ def _open(name: str, split: str, data_dir: str | None) -> Any:
                         f'{prepare_instructions(name, data_dir)}') from e
 
 
+@_quiet_absl()
 def _known_splits(name: str, data_dir: str | None) -> set[str] | None:
     """The prepared splits of a dataset, or None when tfds cannot say (e.g. under mock_data)."""
     tfds = _tfds()
