@@ -44,10 +44,10 @@ class GANDef:
       discriminator: Linen module, (x [B, *data_shape], y [B] or None) -> logits [B].
       g_tx: generator optimizer (hyperparameters injected, see `ganjax.optim`).
       d_tx: discriminator optimizer.
-      loss_fns: the adversarial losses the step can use (`ganjax.losses.LOSSES` entries); one for
-        an ordinary run, several for a population whose members choose theirs by
-        `hparams['loss_index']`.
-      loss_names: their names, in the same order.
+      objective: (D's outputs on reals and fakes, their labels, hparams) -> (d_loss, g_loss,
+        aux) (`ganjax.losses.ObjectiveFn`): the adversarial loss named by the config, or, for a
+        population, the one of `loss_names` that `hparams['loss_index']` chooses per member.
+      loss_names: the losses the objective chooses from.
       penalty_fn: one of `ganjax.penalties.PENALTIES`.
       latent_dim: size of z.
       data_shape: shape of one example.
@@ -63,7 +63,7 @@ class GANDef:
     discriminator: nn.Module
     g_tx: optax.GradientTransformation
     d_tx: optax.GradientTransformation
-    loss_fns: tuple[losses.LossFn, ...]
+    objective: losses.ObjectiveFn
     loss_names: tuple[str, ...]
     penalty_fn: penalties.PenaltyFn
     latent_dim: int
@@ -111,7 +111,8 @@ def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int 
     if config.loss.name not in names:
         raise ConfigError(f'loss.name={config.loss.name!r} is not among the losses {names}')
     return GANDef(generator=g, discriminator=d, g_tx=g_tx, d_tx=d_tx,
-                  loss_fns=tuple(losses.get_loss(n) for n in names), loss_names=names,
+                  objective=losses.adversarial_objective(
+                      tuple(losses.get_loss(n) for n in names)), loss_names=names,
                   penalty_fn=penalties.get_penalty(config.penalty.name),
                   latent_dim=int(config.model.latent_dim), data_shape=data_shape,
                   num_classes=classes, weight_clip=float(config.loss.weight_clip) > 0,
@@ -312,7 +313,7 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         # Under pmap the tiled all_gather transposes to a reduce-scatter and the pmean of the
         # gradients then divides the device count back out: the gradients equal the one-device
         # gradients of the global-batch loss (tests/test_parallel.py checks this).
-        gather = lambda v: lax.all_gather(v, axis_name, tiled=True)
+        gather = lambda v: jax.tree.map(lambda a: lax.all_gather(a, axis_name, tiled=True), v)
         mean = lambda v: lax.pmean(v, axis_name)
         global_batch = lambda b: b * lax.axis_size(axis_name)
 
@@ -338,11 +339,6 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         del rng
         return apply_module(D, params, collections, x, train=True, y=y)
 
-    def adversarial_loss(real_logits, fake_logits, hparams):
-        if len(gan.loss_fns) == 1:
-            return gan.loss_fns[0](real_logits, fake_logits)
-        # Every loss returns the same structure (losses.AUX_KEYS), so one index chooses.
-        return lax.switch(hparams['loss_index'], gan.loss_fns, real_logits, fake_logits)
 
     def step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
         x_all = to_model(gan, batch['x'])
@@ -381,7 +377,8 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
                 real_logits, cols = discriminate(params, d_state, x_real, y_real, k_real)
                 fake_logits, cols = discriminate(params, cols, fake, y_fake, k_fake)
                 real_logits, fake_logits = gather(real_logits), gather(fake_logits)
-                d_loss, _, aux = adversarial_loss(real_logits, fake_logits, hp)
+                d_loss, _, aux = gan.objective(real_logits, fake_logits, gather(y_real),
+                                               gather(y_fake), hp)
                 d_fn = lambda v: discriminate(params, cols, v, y_real, k_pen_d)[0]
                 # Under pmap the penalty is this device's mean; the gradient mean completes it.
                 # Its random interpolation (WGAN-GP, DRAGAN) is drawn per device, so those two
@@ -425,7 +422,8 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
             # Only the relativistic losses read real logits in G's loss; for the others XLA
             # removes this forward pass as dead code.
             real_logits, _ = discriminate(d_params, d_state, x_real, y_real, k_real)
-            _, g_loss, aux = adversarial_loss(gather(real_logits), gather(fake_logits), hp)
+            _, g_loss, aux = gan.objective(gather(real_logits), gather(fake_logits),
+                                           gather(y_real), gather(y_fake), hp)
             return g_loss, (g_cols, {'g_real': aux['g_real'], 'g_fake': aux['g_fake']})
 
         (g_loss, (g_state, g_extra)), g_grads = jax.value_and_grad(
