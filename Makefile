@@ -1,6 +1,7 @@
 # ganjax: `make demo` trains the DCGAN on the embedded MNIST digits, evaluating it against held-out
 # digits as it goes; `make test` runs the tests. Both create a virtual environment in .venv and
-# install ganjax into it first.
+# install ganjax into it first (`source .venv/bin/activate` then puts `ganjax` on the PATH).
+# `make tensorboard` installs TensorBoard there too and shows every run under runs/.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,16 +9,28 @@ PY := $(VENV)/bin/python
 WORKDIR ?= runs/dcgan_mnist
 FEATURES ?= features/mnist_5k
 PYTEST_ARGS ?=
+LOGDIR ?= runs
+# pip shows the build backend's warnings even with --quiet; setuptools' "Editable installation"
+# notice (about folders named like the package) is expected here, so it is filtered out.
+PIP_EDITABLE := PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install --quiet -e
 
-.PHONY: install demo test sample bench clean
+.PHONY: install demo test sample bench tensorboard clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PIP_EDITABLE) '.[test]'
 	touch $@
+
+$(VENV)/.tensorboard: $(VENV)/.installed
+	$(PIP_EDITABLE) '.[test,tensorboard]'
+	touch $@
+
+# Loss curves, evaluations and sample grids of every run under $(LOGDIR), at http://localhost:6006.
+tensorboard: $(VENV)/.tensorboard
+	$(VENV)/bin/tensorboard --logdir $(LOGDIR)
 
 # The classifier whose features give "classifier FID" on the digits (about a minute, once).
 $(FEATURES)/classifier.msgpack: | install

@@ -128,7 +128,9 @@ def measure(config, data_shape, steps: int, warmup: int, count_flops: bool = Tru
     Returns:
       A dict of the measurements.
     """
-    gan = build_gan(config, data_shape)
+    # The synthetic batch below is 8-bit pixels for images, floats in the model's range otherwise.
+    scaling = data.Scaling.image(8) if len(data_shape) == 3 else None
+    gan = build_gan(config, data_shape, scaling=scaling)
     par = parallel.Parallel(config)
     k = int(config.train.steps_per_call)
     rng = np.random.default_rng(0)

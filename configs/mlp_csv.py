@@ -6,7 +6,9 @@ Run:
 
 The table: one example per row, numeric columns, an optional header, an optional `label` column.
 Values are used as they are: log-transform and standardize counts beforehand (the generator's
-output is linear, so any range works, but standardized features train far more easily).
+output is linear, so any range works, but standardized features train far more easily), or add
+`--config.data.standardize=True`: the model then sees each column as z-scores (training-split
+statistics, recorded in the run) and `ganjax sample --out x.npy` writes the table's own units.
 
 Expected result: samples/step_*.png shows generated profiles as a heatmap (one row per sample);
 `ganjax sample --out x.npy` writes a table. Checked here on a synthetic 600 x 12 table of rank-2

@@ -2,8 +2,13 @@
 arguments."""
 
 import argparse
+import errno
+import functools
+import json
 import os
+import signal
 import sys
+import threading
 
 from ganjax.errors import ConfigError, GanjaxError
 
@@ -22,10 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument('--config', help='config file (configs/*.py); omit to resume --workdir '
                                         'with its saved config')
     train.add_argument('--workdir', required=True, help='folder of the run')
-    sample = sub.add_parser('sample', help="write a PNG of samples from a run's EMA generator")
+    sample = sub.add_parser('sample', help="write a picture of samples from a run's EMA "
+                                           'generator')
     sample.add_argument('--workdir', required=True)
     sample.add_argument('--num', type=int, default=64, help='number of samples')
-    sample.add_argument('--out', required=True, help='output file: .png picture or .npy array')
+    sample.add_argument('--out', required=True,
+                        help='output file: a picture (.png, .jpg, .webp, .tif, .bmp, .gif, as the '
+                             'extension says) or the samples as a .npy array in the data\'s own units and dtype')
     sample.add_argument('--seed', type=int, default=0, help='seed of the latent noise')
     sample.add_argument('--step', type=int, default=None, help='checkpoint step (latest if unset)')
     sample.add_argument('--best', action='store_true',
@@ -60,6 +68,112 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_signal(hint: str, signum: int, frame) -> None:
+    """Ends the process at once with one line (`hint` appended), as the default action would
+    without a word.
+
+    Raising an exception here instead is unsafe: the signal may arrive inside a callback from C++
+    (importing jaxlib aborts the process) or inside a garbage-collection callback (the exception
+    is printed and ignored, and the run goes on). Before the training loop nothing is half-written
+    that an abrupt end can corrupt: the run directory's files are written atomically.
+    """
+    what = 'interrupted by Ctrl-C' if signum == signal.SIGINT else (
+        f'stopped by {signal.Signals(signum).name}')
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # pylint: disable=broad-except  (a write the signal interrupted)
+            pass
+    os.write(2, f'ganjax: {what}{hint}\n'.encode())
+    os._exit(128 + signum)
+
+
+def _check_workdir(workdir: str, write: bool, exist: bool) -> None:
+    """Refuses, in one line, a --workdir that cannot hold a run, before anything is loaded.
+
+    Args:
+      workdir: the --workdir argument.
+      write: the command writes there (creating it if needed).
+      exist: the command reads a run there, so the folder must exist.
+
+    Raises:
+      GanjaxError: for a file, a folder under a file, a missing folder or one without write
+        permission.
+      ConfigError: for a config.json there that is not a readable config.
+    """
+    from ganjax import config as config_lib
+
+    path = os.path.abspath(workdir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise GanjaxError(f'--workdir {workdir} is a file, not a folder')
+    if exist and not os.path.exists(path):
+        raise GanjaxError(f'--workdir {workdir} does not exist')
+    if write:
+        _check_can_write(path, f'--workdir {workdir}')
+    saved = os.path.join(path, 'config.json')
+    if os.path.isfile(saved):
+        try:
+            config_lib.load_json_file(saved)
+        except ConfigError as e:
+            raise ConfigError(f'{e}; it records the run in {workdir}: repair it, or start a new '
+                              'run in another --workdir') from None
+    info = os.path.join(path, 'run_info.json')
+    if exist and os.path.isfile(info):
+        try:
+            with open(info, encoding='utf-8') as f:
+                json.load(f)
+        except ValueError as e:
+            raise GanjaxError(f'{info} is not valid JSON ({e}); resuming the run (`ganjax train '
+                              f'--workdir {workdir}`) writes it again') from None
+
+
+def _check_can_write(path: str, name: str) -> None:
+    """Raises GanjaxError unless folder `path` exists writable or can be created.
+
+    Args:
+      path: a folder.
+      name: how the message names it (e.g. '--workdir runs/a').
+    """
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise GanjaxError(f'{name} lies under {existing}, which is a file, not a folder')
+    # os.access asks the kernel: root passes on a writable folder, anyone fails on a read-only
+    # mount.
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise GanjaxError(f'{name}: no permission to write in {existing}')
+
+
+def _check_checkpoint(workdir: str, step: int | None, best: bool) -> None:
+    """Refuses, in one line, a run without the asked-for checkpoint, naming those it has.
+
+    Args:
+      workdir: the run's folder (checked by `_check_workdir`).
+      step: the --step asked for; None for the latest.
+      best: --best: look in WORKDIR/best.
+
+    Raises:
+      GanjaxError: when there is no checkpoint, or none at `step`.
+    """
+    if not os.path.isfile(os.path.join(workdir, 'config.json')):
+        return  # no run at all: load_run says so, before it creates anything
+    import orbax.checkpoint as ocp
+
+    folder = os.path.join(workdir, 'best' if best else 'checkpoints')
+    # Only finished checkpoints count (orbax skips its *.orbax-checkpoint-tmp-* folders).
+    steps = sorted(ocp.utils.checkpoint_steps(folder)) if os.path.isdir(folder) else []
+    if not steps and best:
+        raise GanjaxError(f'{workdir} has no best checkpoint (a run keeps one when it evaluates '
+                          'during training: eval.every > 0 and eval.best_metric set)')
+    if not steps:
+        raise GanjaxError(f'{workdir} has no checkpoint yet (a run writes its first one after '
+                          'train.checkpoint_every steps)')
+    if step is not None and step not in steps:
+        raise GanjaxError(f'--step {step}: {folder} has no checkpoint at step {step}; it has '
+                          f'step{"s" if len(steps) > 1 else ""} {", ".join(map(str, steps))}')
+
+
 def _train_features(args, extra) -> None:
     from ganjax import config as config_lib
     from ganjax.metrics import features
@@ -81,6 +195,8 @@ def _eval(args, extra) -> None:
         raise ConfigError(f'unrecognized arguments {extra}')
     if args.num <= 0:
         raise ConfigError(f'--num must be positive, got {args.num}')
+    _check_workdir(args.workdir, write=True, exist=True)
+    _check_checkpoint(args.workdir, args.step, args.best)
     from ganjax import evaluate
 
     result = evaluate.evaluate(args.workdir, args.num, args.features_dir, args.step,
@@ -92,13 +208,15 @@ def _eval(args, extra) -> None:
 
 def _train(args, extra) -> None:
     from ganjax import config as config_lib
+
+    overrides = config_lib.parse_override_args(extra)
+    _check_workdir(args.workdir, write=True, exist=False)
+    config = config_lib.load_config_file(args.config) if args.config else None
+    # Imported after the config file is read: importing jax takes seconds, a bad file's error not.
     from ganjax import run_dir
     from ganjax import train as train_lib
 
-    overrides = config_lib.parse_override_args(extra)
-    if args.config:
-        config = config_lib.load_config_file(args.config)
-    else:
+    if config is None:
         config = run_dir.load_workdir_config(args.workdir)
     config_lib.apply_overrides(config, overrides)
     train_lib.train_and_evaluate(config, args.workdir)
@@ -109,10 +227,23 @@ def _sample(args, extra) -> None:
         raise ConfigError(f'unrecognized arguments {extra}')
     if args.num <= 0:
         raise ConfigError(f'--num must be positive, got {args.num}')
+    from ganjax import images
+
+    is_array = args.out.lower().endswith('.npy')
+    if not is_array and images.image_format(args.out) is None:
+        raise ConfigError(f'--out {args.out}: unknown extension '
+                          f'{os.path.splitext(args.out)[1] or "(none)"!r}; use one of '
+                          f'{", ".join(images.IMAGE_EXTENSIONS)} for a picture or .npy for the '
+                          'samples')
+    if os.path.isdir(args.out):
+        raise ConfigError(f'--out {args.out} is a folder; give a file name')
+    _check_can_write(os.path.dirname(os.path.abspath(args.out)), f'--out {args.out}')
+    _check_workdir(args.workdir, write=False, exist=True)
+    _check_checkpoint(args.workdir, args.step, args.best)
     import jax
     import numpy as np
 
-    from ganjax import images, run_dir
+    from ganjax import run_dir
     from ganjax.train_step import make_generate_fn, sample_latent
 
     _, gan, state = run_dir.load_run(args.workdir, args.step, best=args.best,
@@ -121,24 +252,46 @@ def _sample(args, extra) -> None:
     # A conditional generator's samples cycle through the classes.
     y = np.arange(args.num, dtype=np.int32) % gan.num_classes if gan.num_classes else None
     x = np.asarray(jax.jit(make_generate_fn(gan))(state.ema_params, state.g_state, z, y))
-    if args.out.endswith('.npy'):
+    if is_array:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        np.save(args.out, x)
+        np.save(args.out, run_dir.load_scaling(args.workdir).to_data(x))
     else:
-        images.save_png(images.samples_figure(x), args.out)
+        images.save_image(images.samples_figure(x), args.out)
     print(f'[ganjax] wrote {args.num} samples from step {int(state.step)} to {args.out}')
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ganjax` console command.
 
+    Bad input ends in one line on stderr, never a traceback; so do SIGTERM and Ctrl-C outside the
+    training loop (inside it they checkpoint and stop).
+
     Args:
       argv: arguments without the program name (sys.argv[1:] if None).
 
     Returns:
-      The exit status: 0 on success, 2 for a config error, 1 for a data or training error.
+      The exit status: 0 on success, 2 for a config error, 1 for a data, file or training error,
+      130 for a second Ctrl-C inside the training loop. SIGTERM (143) and Ctrl-C (130) outside
+      the loop end the process at once, without returning.
     """
+    # Installed before anything slow is imported, so a signal in the first seconds (imports,
+    # config, data loading) ends with a message; the training loop installs its own handlers,
+    # which checkpoint, and puts these back when it ends.
     args, extra = _parser().parse_known_args(argv)
+    hint = (' (the same command resumes the run from its last checkpoint, if any)'
+            if args.command == 'train' else '')
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, functools.partial(_exit_on_signal, hint))
+    try:
+        return _run(args, extra, hint)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(args: argparse.Namespace, extra: list[str], hint: str) -> int:
     commands = {'train': _train, 'sample': _sample, 'train-features': _train_features,
                 'eval': _eval}
     try:
@@ -149,6 +302,18 @@ def main(argv: list[str] | None = None) -> int:
     except GanjaxError as e:
         print(f'ganjax: error: {e}', file=sys.stderr)
         return 1
+    except OSError as e:
+        # A file that cannot be read or written (missing, no permission, a full or read-only
+        # disk) is the user's to fix, and one line naming it says what to fix; an OSError that
+        # names no file is unexpected and keeps its traceback.
+        if e.filename is None and e.errno not in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+            raise
+        where = f': {e.filename}' if e.filename is not None else ''
+        print(f'ganjax: error: {e.strerror or e}{where}', file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # the training loop's answer to a second Ctrl-C
+        print(f'ganjax: interrupted by Ctrl-C{hint}', file=sys.stderr)
+        return 128 + int(signal.SIGINT)
     return 0
 
 

@@ -3,17 +3,17 @@
 import ast
 import importlib.util
 import json
+import math
 import os
+import re
 import sys
+import traceback
 from typing import Any
 
 from ml_collections import ConfigDict
 
-from ganjax import data, losses, models, optim, penalties
 from ganjax import default_config as default_config_lib
 from ganjax.errors import ConfigError, closest_hint
-from ganjax.metrics.goals import METRIC_GOALS
-from ganjax.models import dcgan, layers
 
 # Choices of the string keys that no module holds a table for.
 _CHOICES = {
@@ -21,6 +21,7 @@ _CHOICES = {
     'model.param_dtype': ('float32', 'bfloat16'),
     'optim.schedule': ('constant', 'linear', 'cosine'),
     'data.on_device': ('auto', 'always', 'never'),
+    'data.pipeline': ('thread', 'grain'),
     'parallel.strategy': ('jit', 'pmap'),
     'parallel.distributed': ('auto', 'on', 'off'),
     'eval.features': ('auto', 'raw', 'classifier', 'inception'),
@@ -65,16 +66,46 @@ def load_config_file(path: str, check: bool = True) -> ConfigDict:
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # a config is user code: report which file failed and why
-        raise ConfigError(f'config file {path} failed to load: {type(e).__name__}: {e}') from e
+        raise ConfigError(f'config file {path}{_where_in(e, path)} failed to load: '
+                          f'{_describe(e)}') from e
     if not hasattr(module, 'get_config'):
         raise ConfigError(f'config file {path} defines no get_config() function')
-    config = module.get_config()
+    try:
+        config = module.get_config()
+    except Exception as e:  # e.g. `config.data.batch_size = "64"`: ConfigDict refuses the type
+        raise ConfigError(f'config file {path}{_where_in(e, path) or " (get_config())"}: '
+                          f'{_describe(e)}') from e
     if not isinstance(config, ConfigDict):
         raise ConfigError(f'get_config() in {path} returned {type(config).__name__}, '
                           'not an ml_collections.ConfigDict')
     if check:
         check_against_default(config, where=path)
     return config
+
+
+def _where_in(error: BaseException, path: str) -> str:
+    """', line N: `code`' of the innermost traceback frame inside `path`, or ''."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if os.path.abspath(f.filename) == path]
+    if not frames:
+        return ''
+    frame = frames[-1]
+    return f', line {frame.lineno}' + (f': `{frame.line}`' if frame.line else '')
+
+
+# ml_collections' message for a value of the wrong type assigned to an existing key.
+_TYPE_MISMATCH = re.compile(r"Could not override field '(?P<key>[^']+)'.* is of original type "
+                            r"<class '(?P<value>\w+)'> and cannot be casted to type "
+                            r"<class '(?P<field>\w+)'>")
+
+
+def _describe(error: BaseException) -> str:
+    """One line saying what went wrong in user config code."""
+    match = _TYPE_MISMATCH.search(str(error))
+    if match:
+        return f"{match['key']} takes a value of type {match['field']}, not {match['value']}"
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ''
+    return f'{type(error).__name__}: {first}' if first else type(error).__name__
 
 
 def _flatten(config: ConfigDict, prefix: str = '') -> dict[str, Any]:
@@ -205,6 +236,27 @@ def apply_overrides(config: ConfigDict, overrides: dict[str, str]) -> ConfigDict
     return config
 
 
+# Numeric keys and their ranges (config.validate).
+_POSITIVE = ('model.latent_dim', 'model.g_features', 'model.d_features', 'model.mlp_layers',
+             'data.batch_size', 'train.num_steps', 'train.n_critic', 'train.log_every',
+             'train.sample_every', 'train.checkpoint_every', 'train.keep_checkpoints',
+             'train.num_samples', 'penalty.interval', 'train.steps_per_call', 'parallel.fsdp',
+             'data.on_device_max_mb', 'eval.num_samples', 'eval.batch_size', 'optim.eps',
+             'data.threads')
+_NON_NEGATIVE = ('optim.g_lr', 'optim.d_lr', 'loss.weight_clip', 'penalty.weight',
+                 'optim.grad_clip_norm', 'optim.weight_decay', 'data.prefetch',
+                 'data.image_size', 'data.channels', 'parallel.num_devices',
+                 'parallel.num_processes', 'parallel.fsdp_min_size', 'eval.every',
+                 'optim.schedule_steps', 'data.workers')
+# [0, 1): decay rates, where 1 would freeze an average and more would make it diverge.
+_UNIT_INTERVAL = {
+    'optim.b1': "Adam's beta1, SGD's momentum",
+    'optim.b2': "Adam's beta2, RMSProp's decay",
+    'ema.decay': 'EMA of G',
+    'data.eval_fraction': 'share held out',
+}
+
+
 def validate(config: ConfigDict) -> None:
     """Checks names against their tables and numbers against their ranges.
 
@@ -214,6 +266,12 @@ def validate(config: ConfigDict) -> None:
     Raises:
       ConfigError: naming the key, the value and what is allowed.
     """
+    # Imported here, not at the top: the tables pull in jax (seconds), and the CLI loads and
+    # checks a config file (this module) before it pays for that, so a bad file fails at once.
+    from ganjax import data, losses, models, optim, penalties  # noqa: PLC0415
+    from ganjax.metrics.goals import METRIC_GOALS  # noqa: PLC0415
+    from ganjax.models import dcgan, layers  # noqa: PLC0415
+
     tables = {
         'model.arch': models.ARCHITECTURES,
         'model.upsample': layers.UPSAMPLE,
@@ -232,29 +290,27 @@ def validate(config: ConfigDict) -> None:
         if flat[key] not in allowed:
             raise ConfigError(f'{key}={flat[key]!r} is not one of {list(allowed)}'
                               f'{closest_hint(str(flat[key]), allowed)}')
-    positive = ('model.latent_dim', 'model.g_features', 'model.d_features', 'data.batch_size',
-                'train.num_steps', 'train.n_critic', 'train.log_every', 'train.sample_every',
-                'train.checkpoint_every', 'train.keep_checkpoints', 'train.num_samples',
-                'penalty.interval', 'train.steps_per_call', 'parallel.fsdp',
-                'data.on_device_max_mb', 'eval.num_samples', 'eval.batch_size')
-    for key in positive:
+    for key, value in flat.items():
+        # A NaN passes every comparison below (nan < 0 is False), and an infinite rate or weight
+        # is never meant: refuse both first.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f'{key}={value} is not a finite number')
+    for key in _POSITIVE:
         if flat[key] <= 0:
             raise ConfigError(f'{key} must be positive, got {flat[key]}')
-    non_negative = ('optim.g_lr', 'optim.d_lr', 'loss.weight_clip', 'penalty.weight',
-                    'optim.grad_clip_norm', 'data.prefetch', 'data.image_size', 'data.channels',
-                    'parallel.num_devices', 'parallel.num_processes', 'parallel.fsdp_min_size',
-                    'eval.every', 'optim.schedule_steps')
-    for key in non_negative:
+    for key in _NON_NEGATIVE:
         if flat[key] < 0:
             raise ConfigError(f'{key} must be >= 0, got {flat[key]}')
+    for key, meaning in _UNIT_INTERVAL.items():
+        if not 0.0 <= flat[key] < 1.0:
+            raise ConfigError(f'{key} must be in [0, 1) ({meaning}), got {flat[key]}')
+    if flat['parallel.process_id'] < -1:
+        raise ConfigError(f"parallel.process_id must be >= 0, or -1 for the environment's, got "
+                          f"{flat['parallel.process_id']}")
     if flat['eval.best_metric'] and flat['eval.best_metric'] not in METRIC_GOALS:
         raise ConfigError(f"eval.best_metric={flat['eval.best_metric']!r} is not one of "
                           f"{sorted(METRIC_GOALS)} (or '' for none)"
                           f"{closest_hint(flat['eval.best_metric'], METRIC_GOALS)}")
-    if not 0.0 <= flat['ema.decay'] < 1.0:
-        raise ConfigError(f'ema.decay must be in [0, 1), got {flat["ema.decay"]}')
-    if not 0.0 <= flat['data.eval_fraction'] < 1.0:
-        raise ConfigError(f'data.eval_fraction must be in [0, 1), got {flat["data.eval_fraction"]}')
 
 
 def to_json(config: ConfigDict) -> str:
@@ -262,30 +318,67 @@ def to_json(config: ConfigDict) -> str:
     return json.dumps(config.to_dict(), indent=2, sort_keys=True)
 
 
-def from_json(text: str) -> ConfigDict:
+def from_json(text: str, where: str = 'saved config') -> ConfigDict:
     """Rebuilds a config saved by `to_json`, restoring tuples where the default has them.
 
     Args:
       text: JSON text.
+      where: what to name in an error message, e.g. the file's path.
 
     Returns:
       A ConfigDict checked against the default.
+
+    Raises:
+      ConfigError: for text that is not JSON of a config: invalid JSON, an unknown key, or a
+        value of the wrong type.
     """
-    raw = json.loads(text)
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f'{where} is not valid JSON ({e.msg} at line {e.lineno}, column '
+                          f'{e.colno})') from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{where} holds a JSON {type(raw).__name__}, not a config object')
     config = default_config()
 
     def fill(node: ConfigDict, values: dict, prefix: str):
         for key, value in values.items():
             name = prefix + key
             if key not in node:
-                raise ConfigError(f'saved config has unknown key {name!r}')
+                raise ConfigError(f'{where} has unknown key {name!r}')
             if isinstance(node[key], ConfigDict):
+                if not isinstance(value, dict):
+                    raise ConfigError(f'{where}: {name} is {value!r}, not a section of keys')
                 fill(node[key], value, name + '.')
             else:
-                node[key] = tuple(value) if isinstance(value, list) else value
+                value = tuple(value) if isinstance(value, list) else value
+                if not _same_type(node[key], value):
+                    raise ConfigError(f'{where}: {name}={value!r} is a {type(value).__name__}; '
+                                      f'expected a {type(node[key]).__name__}')
+                node[key] = value
 
     fill(config, raw, '')
     return config
+
+
+def load_json_file(path: str) -> ConfigDict:
+    """Reads a config saved as JSON (a run's WORKDIR/config.json).
+
+    Args:
+      path: the JSON file.
+
+    Returns:
+      The ConfigDict.
+
+    Raises:
+      ConfigError: naming the file when it cannot be read or does not hold a config.
+    """
+    try:
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f'cannot read {path}: {getattr(e, "strerror", None) or e}') from None
+    return from_json(text, where=path)
 
 
 def diff(a: ConfigDict, b: ConfigDict) -> dict[str, tuple[Any, Any]]:

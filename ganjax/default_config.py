@@ -47,12 +47,19 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.tfds_name = ''  # for name=tfds: mnist, cifar10, celeb_a, ...
     config.data.data_dir = ''  # tfds data_dir ('' = tfds default, ~/tensorflow_datasets)
     config.data.path = ''  # folder for image_folder, file for csv
+    config.data.standardize = False  # csv: model sees each column as z-scores (train split stats)
     config.data.image_size = 0  # 0 = native size; else center-crop and resize to this square size
     config.data.channels = 0  # 0 = native; 1 or 3 converts grayscale <-> RGB
     config.data.eval_fraction = 0.1  # held out when a dataset has no evaluation split
     config.data.split_seed = 0  # seed of that train/eval split
     config.data.batch_size = 64  # global batch size of each D and G update
     config.data.prefetch = 2  # batches prepared ahead on a background thread (0 = none)
+    # How the host pipeline reads ahead: thread (one thread; fastest for in-memory sources on a
+    # small host, benchmarks/README.md) | grain (grain's `data.threads` threads, or `data.workers`
+    # worker processes that decode away from the training process, for many-core hosts).
+    config.data.pipeline = 'thread'
+    config.data.workers = 0
+    config.data.threads = 1
     # Keep the whole training split on every device and send only batch indices each step:
     # auto (when it fits in data.on_device_max_mb) | always | never (host pipeline + prefetch).
     config.data.on_device = 'auto'

@@ -54,7 +54,7 @@ class FeatureMap(NamedTuple):
 
 
 def feature_map(data_config, data_shape: tuple, kind: str = 'auto', features_dir: str = '',
-                inception_weights: str = '') -> FeatureMap:
+                inception_weights: str = '', scaling: data.Scaling | None = None) -> FeatureMap:
     """The feature extractor for a run's data.
 
     Args:
@@ -64,6 +64,8 @@ def feature_map(data_config, data_shape: tuple, kind: str = 'auto', features_dir
       kind: one of FEATURES; 'auto' is 'raw' for vectors and 'classifier' otherwise.
       features_dir: classifier folder ('' = the default folder of the data).
       inception_weights: Inception weights file ('' = its default location).
+      scaling: the data's scaling; a classifier trained on data of another scaling is refused
+        (classifiers saved before scalings were recorded are taken as they are).
 
     Returns:
       A FeatureMap.
@@ -94,6 +96,12 @@ def feature_map(data_config, data_shape: tuple, kind: str = 'auto', features_dir
     if tuple(info['data_shape']) != tuple(data_shape):
         raise ConfigError(f'the classifier in {folder} was trained on data of shape '
                           f'{tuple(info["data_shape"])}, the run has {tuple(data_shape)}')
+    if scaling is not None and 'scaling' in info and (
+            data.Scaling.from_json(info['scaling']) != scaling):
+        raise ConfigError(f'the classifier in {folder} was trained on data with '
+                          f'{data.Scaling.from_json(info["scaling"]).describe()}, the run has '
+                          f'{scaling.describe()}; train one for this data with '
+                          f'`ganjax train-features`')
     return FeatureMap(fn, logits, f'classifier features ({folder}, held-out accuracy '
                                   f'{info["held_out_accuracy"]:.4f})')
 
@@ -152,7 +160,7 @@ class Evaluator:
                               f'split of {config.data.name} has {len(held_out)}')
         self.batch_size = max(1, min(int(batch_size), self.num))
         self.map = feature_map(config.data, gan.data_shape, features, features_dir,
-                               inception_weights)
+                               inception_weights, scaling=held_out.scaling)
         self.seed = int(config.seed)
         self.latent_dim = gan.latent_dim
         self.num_classes = gan.num_classes
@@ -160,6 +168,9 @@ class Evaluator:
         self._num_devices = max(1, int(num_devices))
         self._mixture = ((held_out.centers, held_out.std) if hasattr(held_out, 'centers')
                          else None)
+        # Real data is scaled into the model's range, where the generator's samples are, inside
+        # the compiled call (stored values travel; uint8 images are a quarter of float32's bytes).
+        self.scaling = held_out.scaling
         self._generate = make_generate_fn(gan)
         self._fns = tuple(f if f is None or isinstance(f, jax.tree_util.Partial)
                           else jax.tree_util.Partial(f)
@@ -188,7 +199,7 @@ class Evaluator:
     def _real_body(self, fns, stats, xs):
         # xs [k, B, ...]: k batches in one compiled call, statistics carried through a scan.
         def body(stats, x):
-            stats, f, probs = self._extract(fns, stats, x)
+            stats, f, probs = self._extract(fns, stats, self.scaling.to_model(x))
             return stats, (f, probs)
         stats, (f, probs) = jax.lax.scan(body, stats, xs)
         return stats, _flat(f), _flat(probs)
@@ -245,7 +256,7 @@ class Evaluator:
         for offsets, count in self._calls():
             x = source.get_batch(order[offsets[0]:offsets[-1] + count])['x']
             if stats is None:
-                stats = self._empty_stats((count,) + x.shape[1:], x.dtype)
+                stats = self._empty_stats((count,) + x.shape[1:], np.float32)
             stats, f, p = self._real_call(self._fns, stats,
                                           x.reshape((len(offsets), count) + x.shape[1:]))
             parts.append((_to_host(f), None if p is None else _to_host(p),
@@ -254,7 +265,11 @@ class Evaluator:
         return _FeatureSet(feats, stats, probs, samples)
 
     def fake_features(self, params, g_state) -> _FeatureSet:
-        """Features of `num` samples of the generator (params, g_state), from fixed noise."""
+        """Features of `num` samples of the generator (params, g_state), from fixed noise.
+
+        The samples kept for the mode statistics of 2D mixtures are in the data's units, like
+        the real ones and the mixture's centers.
+        """
         rng = jax.random.fold_in(jax.random.PRNGKey(self.seed), _EVAL_NOISE_SALT)
         stats, parts = None, []
         for offsets, count in self._calls():
@@ -265,7 +280,7 @@ class Evaluator:
             stats, f, p, x = self._fake_call(self._fns, params, g_state, stats, rng,
                                              np.asarray(offsets, np.int32), count=count)
             parts.append((_to_host(f), None if p is None else _to_host(p),
-                          None if x is None else _to_host(x)))
+                          None if x is None else self.scaling.to_data(_to_host(x))))
         feats, probs, samples = self._collect(parts)
         return _FeatureSet(feats, stats, probs, samples)
 

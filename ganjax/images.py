@@ -92,6 +92,51 @@ def samples_figure(samples: np.ndarray, reference: np.ndarray | None = None) -> 
     return picture
 
 
+# Picture formats by file extension; those this Pillow build cannot write are left out below.
+_FORMATS = {'.png': 'PNG', '.jpg': 'JPEG', '.jpeg': 'JPEG', '.webp': 'WEBP', '.tif': 'TIFF',
+            '.tiff': 'TIFF', '.bmp': 'BMP', '.gif': 'GIF'}
+Image.init()
+IMAGE_EXTENSIONS = tuple(ext for ext, fmt in _FORMATS.items() if fmt in Image.SAVE)
+
+
+def image_format(path: str) -> str | None:
+    """The Pillow format that a picture file's extension names (case-insensitive).
+
+    Args:
+      path: a file name such as samples.jpg.
+
+    Returns:
+      'PNG', 'JPEG', ...; None for an extension not in IMAGE_EXTENSIONS.
+    """
+    ext = os.path.splitext(path)[1].lower()
+    return _FORMATS[ext] if ext in IMAGE_EXTENSIONS else None
+
+
+def save_image(picture: np.ndarray, path: str, format: str | None = None) -> None:  # noqa: A002
+    """Writes a uint8 [H, W, C] picture atomically (temporary file, then rename).
+
+    Args:
+      picture: uint8 [H, W, 1 or 3].
+      path: destination file.
+      format: Pillow format; by default the one `path`'s extension names (`image_format`).
+
+    Raises:
+      ValueError: for an extension that names no format in IMAGE_EXTENSIONS.
+    """
+    format = format or image_format(path)
+    if format is None:
+        raise ValueError(f'{path}: the extension names no picture format; use one of '
+                         f'{", ".join(IMAGE_EXTENSIONS)}')
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if picture.shape[-1] == 1:
+        picture = picture[..., 0]
+    # JPEG's default quality (75) smears the pixel-level detail that samples are looked at for.
+    options = {'quality': 95} if format in ('JPEG', 'WEBP') else {}
+    tmp = path + '.tmp'
+    Image.fromarray(picture).save(tmp, format=format, **options)
+    os.replace(tmp, path)
+
+
 def save_png(picture: np.ndarray, path: str) -> None:
     """Writes a uint8 [H, W, C] picture as PNG, atomically (temporary file, then rename).
 
@@ -99,9 +144,4 @@ def save_png(picture: np.ndarray, path: str) -> None:
       picture: uint8 [H, W, 1 or 3].
       path: destination file.
     """
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if picture.shape[-1] == 1:
-        picture = picture[..., 0]
-    tmp = path + '.tmp'
-    Image.fromarray(picture).save(tmp, format='PNG')
-    os.replace(tmp, path)
+    save_image(picture, path, 'PNG')

@@ -21,6 +21,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from ganjax.errors import lookup
 
@@ -218,6 +219,41 @@ LOSSES: dict[str, LossFn] = {
     'relativistic_average': relativistic_average,
     'relativistic_average_ls': relativistic_average_ls,
 }
+
+#: The step's objective: (D's outputs on reals, on fakes, labels of reals, labels of fakes,
+#: hyperparameters) -> (d_loss, g_loss, aux). D's outputs are its logits [B] (a pytree for
+#: discriminators with more heads); labels are int [B] or None.
+ObjectiveFn = Callable[..., LossOutput]
+
+
+def adversarial_objective(loss_fns: tuple[LossFn, ...]) -> ObjectiveFn:
+    """The objective of an unconditional or projection-conditional GAN: an adversarial loss of
+    D's logits.
+
+    Objectives whose terms read labels and further heads of D (auxiliary classifier, K+1 classes)
+    take the same arguments, so the step calls every objective the same way.
+
+    Args:
+      loss_fns: entries of `LOSSES`; with several, `hparams['loss_index']` chooses one per call
+        (per member of a vmapped population) through `lax.switch`.
+
+    Returns:
+      `objective(real_out, fake_out, real_labels, fake_labels, hparams) -> (d_loss, g_loss, aux)`;
+      the labels act through D's projection and are not read here.
+    """
+    loss_fns = tuple(loss_fns)
+    if not loss_fns:
+        raise ValueError('adversarial_objective needs at least one loss')
+
+    def objective(real_out, fake_out, real_labels, fake_labels, hparams) -> LossOutput:
+        del real_labels, fake_labels
+        if len(loss_fns) == 1:
+            return loss_fns[0](real_out, fake_out)
+        # Every loss returns the same structure (AUX_KEYS), so one index chooses.
+        return lax.switch(hparams['loss_index'], loss_fns, real_out, fake_out)
+
+    return objective
+
 
 def get_loss(name: str) -> LossFn:
     """Looks a loss up by name.

@@ -2,7 +2,8 @@
 checkpoint. `ganjax.train` writes it; `ganjax.evaluate` and `ganjax sample` read it.
 
     WORKDIR/config.json      the config the run was started with
-    WORKDIR/run_info.json    data shape and dataset description (used by `ganjax sample`)
+    WORKDIR/run_info.json    data shape, dataset description and the data's scaling (used by
+                             `ganjax sample`)
     WORKDIR/checkpoints/     orbax checkpoints (the last `train.keep_checkpoints`)
     WORKDIR/metrics.jsonl    one JSON record per `train.log_every` steps
     WORKDIR/tensorboard/     TensorBoard event files (scalars and sample grids)
@@ -30,7 +31,7 @@ from typing import Any, Callable
 import jax
 from ml_collections import ConfigDict
 
-from ganjax import checkpoint, config as config_lib, summaries
+from ganjax import checkpoint, config as config_lib, data, summaries
 from ganjax.errors import ConfigError
 from ganjax.metrics.goals import is_better
 from ganjax.optim import schedule_steps
@@ -42,6 +43,7 @@ from ganjax.train_step import build_gan, create_state
 RESUMABLE_CHANGES = frozenset({
     'train.num_steps', 'train.log_every', 'train.sample_every', 'train.checkpoint_every',
     'train.keep_checkpoints', 'train.progress', 'train.compilation_cache', 'data.prefetch',
+    'data.pipeline', 'data.workers', 'data.threads',
     # How the same computation is laid out: a run may resume on another number of devices.
     'train.steps_per_call', 'data.on_device', 'data.on_device_max_mb', 'parallel.strategy',
     'parallel.num_devices', 'parallel.fsdp', 'parallel.fsdp_min_size', 'parallel.distributed',
@@ -129,10 +131,10 @@ def load_workdir_config(workdir: str) -> ConfigDict:
                           f'`ganjax train --config CONFIG.py --workdir {workdir}`')
     try:
         with open(path, encoding='utf-8') as f:
-            return config_lib.from_json(f.read())
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as e:
-        raise ConfigError(f'{path} is not a config saved by ganjax ({type(e).__name__}: {e}); '
-                          'restore it or start a new run in a new --workdir') from None
+            text = f.read()
+    except UnicodeDecodeError:
+        raise ConfigError(f'{path} is not text; it is not a config saved by ganjax') from None
+    return config_lib.from_json(text, where=path)
 
 
 def fix_schedule_steps(config: ConfigDict, workdir: str) -> ConfigDict:
@@ -300,6 +302,24 @@ def read_best_record(workdir: str) -> dict | None:
         return None
 
 
+def load_scaling(workdir: str) -> data.Scaling:
+    """The data scaling a run recorded in run_info.json (samples -> data units: `to_data`).
+
+    A run recorded before scalings were stored gets the one its data declares now.
+
+    Args:
+      workdir: the run's folder.
+
+    Returns:
+      The run's `data.Scaling`.
+    """
+    with open(os.path.join(workdir, 'run_info.json'), encoding='utf-8') as f:
+        record = json.load(f).get('scaling')
+    if record is None:
+        return data.build_source(load_workdir_config(workdir).data, 'train').scaling
+    return data.Scaling.from_json(record)
+
+
 def load_run(workdir: str, step: int | None = None, best: bool = False,
              log: Callable[[str], None] | None = None):
     """Restores a run's GANDef and GANState (for sampling and evaluation).
@@ -321,7 +341,8 @@ def load_run(workdir: str, step: int | None = None, best: bool = False,
     with open(info_path, encoding='utf-8') as f:
         info = json.load(f)
     data_shape = tuple(info['data_shape'])
-    gan = build_gan(config, data_shape, int(info.get('num_classes', 0)))
+    gan = build_gan(config, data_shape, int(info.get('num_classes', 0)),
+                    scaling=load_scaling(workdir))
     folder = os.path.join(workdir, 'best' if best else 'checkpoints')
     if not os.path.isdir(folder):
         if not best:

@@ -45,8 +45,17 @@ class MetricsWriter:
         self._eval_file.write(json.dumps({'step': int(step),
                                           **{k: float(v) for k, v in values.items()}}) + '\n')
         self._eval_file.flush()
+        undefined = []
         for k, v in values.items():
-            self._tb.add_scalar(f'eval/{k}', float(v), int(step))
+            # A metric can be undefined at a step (kl_to_uniform when no sample is near a mode):
+            # it stays NaN in the history, and TensorBoard, which cannot draw NaN, gets a note.
+            if np.isfinite(float(v)):
+                self._tb.add_scalar(f'eval/{k}', float(v), int(step))
+            else:
+                undefined.append(f'{k} = {float(v)}')
+        if undefined:
+            self._tb.add_text('eval/undefined', f'undefined at step {int(step)} (not plotted): '
+                              + ', '.join(undefined), int(step))
 
     def write_image(self, step: int, tag: str, picture: np.ndarray) -> None:
         """Writes a uint8 [H, W, C] picture to TensorBoard."""

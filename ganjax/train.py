@@ -56,20 +56,11 @@ class _StopRequest:
     A second Ctrl-C interrupts at once (KeyboardInterrupt).
     """
 
-    def __init__(self, earlier: '_StopRequest | None' = None):
-        """Starts with no request.
-
-        Args:
-          earlier: the request that was listening before this one (during the run's setup); a
-            signal it caught carries over.
-        """
+    def __init__(self):
         self.signal_name = None
-        self._earlier = earlier
         self._previous = {}
 
     def __enter__(self):
-        if self._earlier is not None:
-            self.signal_name = self._earlier.signal_name
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -107,15 +98,15 @@ def check_finite(step: int, metrics: dict[str, float]) -> None:
 class _Trainer:
     """The state of one call of `train_and_evaluate` (kept out of the pure step)."""
 
-    def __init__(self, config: ConfigDict, workdir: str, setup_stop: _StopRequest | None = None):
+    def __init__(self, config: ConfigDict, workdir: str):
         self.config = config
         self.workdir = workdir
-        self.setup_stop = setup_stop
         # Data and models first: a missing dataset or an impossible model fails before the
         # workdir is touched.
         self.source = data.build_source(config.data, 'train')
         self.data_shape = tuple(int(d) for d in self.source.data_shape)
-        self.gan = build_gan(config, self.data_shape, self.source.num_classes)
+        self.gan = build_gan(config, self.data_shape, self.source.num_classes,
+                             scaling=self.source.scaling)
         # The device layout: a bad mesh or a batch that does not divide fails here, before any
         # compilation and before the workdir is touched.
         self.par = parallel.Parallel(config)
@@ -162,6 +153,7 @@ class _Trainer:
                 'data_shape': list(self.data_shape), 'dataset': self.source.description,
                 'num_classes': int(self.source.num_classes),
                 'num_train_examples': len(self.source), 'jax_version': jax.__version__,
+                'scaling': self.source.scaling.to_json(),
                 'layout': self.par.describe(), 'process_count': jax.process_count(),
                 'devices': [str(d) for d in self.par.devices]})
         self.ckpt = checkpoint.Checkpointer(os.path.join(self.workdir, 'checkpoints'),
@@ -287,7 +279,9 @@ class _Trainer:
         iterator = data.BatchIterator(
             self.source, batch_size * n_critic, seed=cfg.seed, position=position,
             process_index=jax.process_index(), process_count=jax.process_count(),
-            prefetch=0 if self.on_device else cfg.data.prefetch, groups=n_critic)
+            prefetch=0 if self.on_device else cfg.data.prefetch, groups=n_critic,
+            **({} if self.on_device or not cfg.data.prefetch else dict(
+                pipeline=cfg.data.pipeline, workers=cfg.data.workers, threads=cfg.data.threads)))
         data_on_device = None
         if self.on_device:
             data_on_device = self.par.put_dataset(_read_all(self.source))
@@ -298,7 +292,7 @@ class _Trainer:
         progress = _progress_bar(cfg, step, num_steps)
         interrupted, sampled = None, None
         try:
-            with _StopRequest(self.setup_stop) as stop:
+            with _StopRequest() as stop:
                 # Throughput is measured from the end of the first call, which compiles.
                 t_window, steps_window = None, 0
                 while step < num_steps and not stop.requested:
@@ -344,6 +338,7 @@ class _Trainer:
                 interrupted = stop.signal_name
             state = self.par.canonical_state(state)
             if interrupted and step == first_step:
+                # A signal between the handlers' install and the first step: nothing ran.
                 log(f'{interrupted} before the first step of this session: nothing new to save; '
                     'stopping')
             else:
@@ -490,15 +485,12 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> GANState:
     enable_compilation_cache(config.train.compilation_cache)
     # Refuse a different config before loading anything.
     run_dir.reconcile_config(config, workdir, write=False)
-    # A SIGTERM or Ctrl-C while the data, models and evaluator are prepared stops the run before
-    # its first step, with a message, instead of killing it silently.
-    with _StopRequest() as setup_stop:
-        trainer = _Trainer(config, workdir, setup_stop)
-        run_dir.kill_point('setup', 0)
-        trainer.open_workdir()
-        try:
-            return trainer.run()
-        finally:
-            trainer.ckpt.close()
-            if trainer.best is not None:
-                trainer.best.close()
+    trainer = _Trainer(config, workdir)
+    run_dir.kill_point('setup', 0)
+    trainer.open_workdir()
+    try:
+        return trainer.run()
+    finally:
+        trainer.ckpt.close()
+        if trainer.best is not None:
+            trainer.best.close()

@@ -17,6 +17,7 @@ from jax import lax
 from ml_collections import ConfigDict
 
 from ganjax import losses, models, optim, penalties
+from ganjax.data.scaling import Scaling
 from ganjax.errors import ConfigError, lookup
 from ganjax.state import GANState
 
@@ -43,10 +44,10 @@ class GANDef:
       discriminator: Linen module, (x [B, *data_shape], y [B] or None) -> logits [B].
       g_tx: generator optimizer (hyperparameters injected, see `ganjax.optim`).
       d_tx: discriminator optimizer.
-      loss_fns: the adversarial losses the step can use (`ganjax.losses.LOSSES` entries); one for
-        an ordinary run, several for a population whose members choose theirs by
-        `hparams['loss_index']`.
-      loss_names: their names, in the same order.
+      objective: (D's outputs on reals and fakes, their labels, hparams) -> (d_loss, g_loss,
+        aux) (`ganjax.losses.ObjectiveFn`): the adversarial loss named by the config, or, for a
+        population, the one of `loss_names` that `hparams['loss_index']` chooses per member.
+      loss_names: the losses the objective chooses from.
       penalty_fn: one of `ganjax.penalties.PENALTIES`.
       latent_dim: size of z.
       data_shape: shape of one example.
@@ -54,13 +55,15 @@ class GANDef:
       weight_clip: whether D's weights are clipped after each update (WGAN); the bound itself is
         `hparams['weight_clip']`.
       ema_warmup: ramp the EMA decay up early in the run.
+      scaling: how the data's stored values map to the model's range (the source's
+        `ganjax.data.Scaling`); None accepts only float batches already in the model's range.
     """
 
     generator: nn.Module
     discriminator: nn.Module
     g_tx: optax.GradientTransformation
     d_tx: optax.GradientTransformation
-    loss_fns: tuple[losses.LossFn, ...]
+    objective: losses.ObjectiveFn
     loss_names: tuple[str, ...]
     penalty_fn: penalties.PenaltyFn
     latent_dim: int
@@ -68,9 +71,11 @@ class GANDef:
     num_classes: int = 0
     weight_clip: bool = False
     ema_warmup: bool = True
+    scaling: Scaling | None = None
 
 
 def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int = 0, *,
+              scaling: Scaling | None = None,
               loss_names: tuple[str, ...] | None = None) -> GANDef:
     """Builds the modules, optimizers, loss and penalty that `config` names.
 
@@ -79,6 +84,8 @@ def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int 
       data_shape: the shape of one example, e.g. (28, 28, 1) or (2,).
       num_classes: the dataset's number of classes (0 = unlabelled); used when
         `model.conditional` is set.
+      scaling: the data's `Scaling` (a source's `scaling`), applied to every batch inside the
+        step; None for float data already in the model's range.
       loss_names: the losses a population chooses from per member (`hparams['loss_index']`);
         default: `(config.loss.name,)`.
 
@@ -104,11 +111,12 @@ def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int 
     if config.loss.name not in names:
         raise ConfigError(f'loss.name={config.loss.name!r} is not among the losses {names}')
     return GANDef(generator=g, discriminator=d, g_tx=g_tx, d_tx=d_tx,
-                  loss_fns=tuple(losses.get_loss(n) for n in names), loss_names=names,
+                  objective=losses.adversarial_objective(
+                      tuple(losses.get_loss(n) for n in names)), loss_names=names,
                   penalty_fn=penalties.get_penalty(config.penalty.name),
                   latent_dim=int(config.model.latent_dim), data_shape=data_shape,
                   num_classes=classes, weight_clip=float(config.loss.weight_clip) > 0,
-                  ema_warmup=bool(config.ema.warmup))
+                  ema_warmup=bool(config.ema.warmup), scaling=scaling)
 
 
 def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]:
@@ -182,20 +190,28 @@ def create_state(config: ConfigDict, gan: GANDef, rng: jax.Array | None = None) 
     )
 
 
-def normalize(x: jax.Array) -> jax.Array:
-    """Maps stored data to the model's range: uint8 images to [-1, 1], anything else as float32.
+def to_model(gan: GANDef, x: jax.Array) -> jax.Array:
+    """Maps a batch of stored data to the model's range with the data's declared scaling.
 
-    Images travel to the device as uint8 (a quarter of the bytes of float32) and are scaled here,
-    inside the compiled step.
+    Images travel to the device in their stored integer dtype (a quarter of the bytes of
+    float32 for uint8) and are scaled here, inside the compiled step.
 
     Args:
-      x: a batch of data.
+      gan: from `build_gan`; `gan.scaling` says how the data is scaled.
+      x: a batch of stored data.
 
     Returns:
       float32 array of the same shape.
+
+    Raises:
+      ConfigError: for integer data when the GAN was built without a scaling (nothing says what
+        its values mean).
     """
-    if x.dtype == jnp.uint8:
-        return x.astype(jnp.float32) * (2.0 / 255.0) - 1.0
+    if gan.scaling is not None:
+        return gan.scaling.to_model(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise ConfigError(f'a batch of {x.dtype} data needs the data\'s scaling: build the GAN '
+                          'with build_gan(..., scaling=source.scaling)')
     return x.astype(jnp.float32)
 
 
@@ -297,7 +313,7 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         # Under pmap the tiled all_gather transposes to a reduce-scatter and the pmean of the
         # gradients then divides the device count back out: the gradients equal the one-device
         # gradients of the global-batch loss (tests/test_parallel.py checks this).
-        gather = lambda v: lax.all_gather(v, axis_name, tiled=True)
+        gather = lambda v: jax.tree.map(lambda a: lax.all_gather(a, axis_name, tiled=True), v)
         mean = lambda v: lax.pmean(v, axis_name)
         global_batch = lambda b: b * lax.axis_size(axis_name)
 
@@ -323,14 +339,9 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         del rng
         return apply_module(D, params, collections, x, train=True, y=y)
 
-    def adversarial_loss(real_logits, fake_logits, hparams):
-        if len(gan.loss_fns) == 1:
-            return gan.loss_fns[0](real_logits, fake_logits)
-        # Every loss returns the same structure (losses.AUX_KEYS), so one index chooses.
-        return lax.switch(hparams['loss_index'], gan.loss_fns, real_logits, fake_logits)
 
     def step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
-        x_all = normalize(batch['x'])
+        x_all = to_model(gan, batch['x'])
         expected = (n_critic, None) + gan.data_shape
         if x_all.ndim != len(expected) or x_all.shape[0] != n_critic or \
                 x_all.shape[2:] != gan.data_shape:
@@ -366,7 +377,8 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
                 real_logits, cols = discriminate(params, d_state, x_real, y_real, k_real)
                 fake_logits, cols = discriminate(params, cols, fake, y_fake, k_fake)
                 real_logits, fake_logits = gather(real_logits), gather(fake_logits)
-                d_loss, _, aux = adversarial_loss(real_logits, fake_logits, hp)
+                d_loss, _, aux = gan.objective(real_logits, fake_logits, gather(y_real),
+                                               gather(y_fake), hp)
                 d_fn = lambda v: discriminate(params, cols, v, y_real, k_pen_d)[0]
                 # Under pmap the penalty is this device's mean; the gradient mean completes it.
                 # Its random interpolation (WGAN-GP, DRAGAN) is drawn per device, so those two
@@ -410,7 +422,8 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
             # Only the relativistic losses read real logits in G's loss; for the others XLA
             # removes this forward pass as dead code.
             real_logits, _ = discriminate(d_params, d_state, x_real, y_real, k_real)
-            _, g_loss, aux = adversarial_loss(gather(real_logits), gather(fake_logits), hp)
+            _, g_loss, aux = gan.objective(gather(real_logits), gather(fake_logits),
+                                           gather(y_real), gather(y_fake), hp)
             return g_loss, (g_cols, {'g_real': aux['g_real'], 'g_fake': aux['g_fake']})
 
         (g_loss, (g_state, g_extra)), g_grads = jax.value_and_grad(

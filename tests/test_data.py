@@ -16,6 +16,7 @@ from PIL import Image
 from ganjax import data as data_lib
 from ganjax.data import embedded, image_folder, tfds_source, toy, transforms
 from ganjax.data.iterator import BatchIterator
+from ganjax.data.scaling import Scaling
 from ganjax.data.source import ArraySource, holdout_indices
 from ganjax.errors import ConfigError, DataError
 
@@ -150,7 +151,7 @@ def test_get_batch_rejects_out_of_range_indices():
 
 def test_data_spec():
     spec = data_lib.data_spec(data_lib.build_source(make_config(name='ring8'), 'train'))
-    assert spec == data_lib.DataSpec((2,), np.dtype(np.float32), 8)
+    assert spec == data_lib.DataSpec((2,), np.dtype(np.float32), 8, Scaling.identity())
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,6 +422,111 @@ def test_image_folder_extensions_include_common_formats():
     assert {'.png', '.jpg', '.jpeg', '.bmp', '.gif'} <= image_folder.image_extensions()
 
 
+def sixteen_bit(seed, shape=(6, 6)):
+    """Pixels over the whole 16-bit range, most of them above 255."""
+    return np.random.default_rng(seed).integers(0, 65536, shape, dtype=np.uint16)
+
+
+def test_image_folder_reads_16bit_png_and_tiff_exactly(tmp_path):
+    import tifffile
+    images = {f'c{i}.png': sixteen_bit(i) for i in range(3)}
+    for name, pixels in images.items():
+        Image.fromarray(pixels).save(tmp_path / name)  # PIL writes a 16-bit PNG ('I;16')
+    gray_tiff = sixteen_bit(3)
+    tifffile.imwrite(tmp_path / 'c3.tif', gray_tiff)
+    images['c3.tif'] = gray_tiff
+    config = make_config(name='image_folder', path=str(tmp_path), eval_fraction=0)
+    src = data_lib.build_source(config, 'train')
+    assert src.dtype == np.uint16 and src.data_shape == (6, 6, 1)
+    assert src.scaling == Scaling.image(16)
+    x = all_batch(src)['x']
+    for got, name in zip(x, src.files):
+        np.testing.assert_array_equal(got[..., 0], images[name])
+    assert (x > 255).mean() > 0.9  # nothing clipped to 8 bits
+    np.testing.assert_array_equal(src.scaling.to_data(src.scaling.to_model(x)), x)
+    # Resizing and channel conversion keep 16 bits.
+    rgb = data_lib.build_source(make_config(name='image_folder', path=str(tmp_path),
+                                            eval_fraction=0, image_size=4, channels=3), 'train')
+    big = all_batch(rgb)['x']
+    assert big.dtype == np.uint16 and big.shape == (4, 4, 4, 3) and big.max() > 255
+
+
+def test_image_folder_reads_16bit_colour_tiff(tmp_path):
+    import tifffile
+    pixels = np.random.default_rng(0).integers(0, 65536, (5, 5, 3), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / 'a.tiff', pixels, photometric='rgb')
+    src = data_lib.build_source(make_config(name='image_folder', path=str(tmp_path),
+                                            eval_fraction=0), 'train')
+    assert src.data_shape == (5, 5, 3) and src.scaling == Scaling.image(16)
+    np.testing.assert_array_equal(all_batch(src)['x'][0], pixels)
+
+
+def test_image_folder_refuses_mixed_bit_depths_and_lossy_16bit_files(tmp_path):
+    import tifffile
+    Image.fromarray(sixteen_bit(0)).save(tmp_path / 'deep.png')
+    Image.new('L', (6, 6), 7).save(tmp_path / 'shallow.png')
+    config = make_config(name='image_folder', path=str(tmp_path), eval_fraction=0)
+    with pytest.raises(DataError, match=r"mixes 8-bit .*shallow.png.* 16-bit .*deep.png"):
+        data_lib.build_source(config, 'train')
+    # A stack of pages is not one image.
+    stack = tmp_path / 'stack'
+    stack.mkdir()
+    tifffile.imwrite(stack / 's.tif', np.zeros((5, 6, 6), np.uint16))
+    with pytest.raises(DataError, match=r's.tif.*one 2-D image per TIFF'):
+        data_lib.build_source(make_config(name='image_folder', path=str(stack)), 'train')
+    floats = tmp_path / 'floats'
+    floats.mkdir()
+    tifffile.imwrite(floats / 'f.tif', np.zeros((6, 6), np.float32))
+    with pytest.raises(DataError, match=r'f.tif.*float32 pixels'):
+        data_lib.build_source(make_config(name='image_folder', path=str(floats)), 'train')
+
+
+def test_16bit_colour_png_is_refused_not_truncated(tmp_path):
+    # PIL cannot write one, so the PNG is assembled by hand: 2x3 RGB at 16 bits per sample.
+    import struct
+    import zlib
+
+    def chunk(kind, payload):
+        return (struct.pack('>I', len(payload)) + kind + payload +
+                struct.pack('>I', zlib.crc32(kind + payload) & 0xFFFFFFFF))
+
+    rgb = (np.arange(18, dtype='>u2').reshape(2, 3, 3) * 3000)
+    raw = b''.join(b'\x00' + row.tobytes() for row in rgb)
+    png = (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 3, 2, 16, 2, 0, 0, 0)) +
+           chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
+    (tmp_path / 'rgb16.png').write_bytes(png)
+    with pytest.raises(DataError, match=r'rgb16.png.*16-bit RGB PNG.*TIFF'):
+        data_lib.build_source(make_config(name='image_folder', path=str(tmp_path)), 'train')
+
+
+def test_every_dataset_declares_its_scaling(tmp_path):
+    import tensorflow_datasets as tfds
+    Image.new('RGB', (8, 8), (9, 9, 9)).save(tmp_path / 'a.png')
+    Image.new('RGB', (8, 8), (9, 9, 9)).save(tmp_path / 'b.png')
+    table = tmp_path / 't.csv'
+    table.write_text('a,b\n' + '\n'.join(f'{i},{2 * i}' for i in range(20)) + '\n')
+    configs = {
+        'mnist_5k': (make_config(), Scaling.image(8)),
+        'tfds': (make_config(name='tfds', tfds_name='mnist', data_dir=str(tmp_path)),
+                 Scaling.image(8)),
+        'image_folder': (make_config(name='image_folder', path=str(tmp_path), eval_fraction=0.5),
+                         Scaling.image(8)),
+        'csv': (make_config(name='csv', path=str(table)), Scaling.identity()),
+        'ring8': (make_config(name='ring8'), Scaling.identity()),
+        'grid25': (make_config(name='grid25'), Scaling.identity()),
+    }
+    assert set(configs) == set(data_lib.DATASETS)
+    with tfds.testing.mock_data(num_examples=8):
+        for name, (config, expected) in configs.items():
+            train, ev = (data_lib.build_source(config, split) for split in ('train', 'eval'))
+            assert isinstance(train, data_lib.Source), name
+            assert train.scaling == expected and ev.scaling == expected, name
+            assert train.scaling.dtype == np.dtype(train.dtype).name, name
+            x = train.get_batch(np.arange(min(2, len(train))))['x']
+            assert train.scaling.to_model(x).dtype == np.float32, name
+            assert data_lib.data_spec(train).scaling == expected, name
+
+
 # --------------------------------------------------------------------------------------------
 # csv
 
@@ -479,6 +585,29 @@ def test_csv_bad_cell_names_row_and_column(tmp_path, cell, what):
     message = str(info.value)
     assert 'bad.csv' in message and 'line 4' in message and "'b'" in message
     assert what in message
+
+
+def test_csv_standardize_uses_training_statistics_for_both_splits(tmp_path):
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(200, 2)) * [10.0, 0.5] + [1000.0, -50.0]
+    path = tmp_path / 'expr.csv'
+    path.write_text('g1,g2\n' + '\n'.join(f'{a:.6f},{b:.6f}' for a, b in values) + '\n')
+    raw = data_lib.build_source(make_config(name='csv', path=str(path), eval_fraction=0.25),
+                                'train')
+    config = make_config(name='csv', path=str(path), standardize=True, eval_fraction=0.25)
+    train, ev = data_lib.build_source(config, 'train'), data_lib.build_source(config, 'eval')
+    # The stored values are untouched; only the declared scaling differs.
+    x = all_batch(train)['x']
+    np.testing.assert_array_equal(x, all_batch(raw)['x'])
+    assert raw.scaling == Scaling.identity()
+    assert train.scaling.kind == 'standardized' and ev.scaling == train.scaling
+    y = train.scaling.to_model(x)
+    np.testing.assert_allclose(y.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(y.std(0), 1, atol=1e-4)
+    np.testing.assert_allclose(train.scaling.to_data(y), x, rtol=1e-6)
+    assert abs(ev.scaling.to_model(all_batch(ev)['x']).mean()) < 0.5
+    with pytest.raises(ConfigError, match='data.standardize'):
+        data_lib.build_source(make_config(name='csv', path=str(path), standardize='yes'), 'train')
 
 
 def test_csv_structural_errors(tmp_path):
@@ -546,7 +675,7 @@ def test_toy_is_deterministic_per_index():
 def index_source(n):
     """A source whose example i is the value i, so batches show their indices."""
     return ArraySource(np.arange(n, dtype=np.int64)[:, None], np.arange(n) % 3, num_classes=3,
-                       name=f'range({n})')
+                       name=f'range({n})', scaling=Scaling.identity(np.int64))
 
 
 def take(it, count):
@@ -608,17 +737,68 @@ def test_iterator_process_slices_concatenate_to_the_global_batch():
                                       global_batches[k])
 
 
-def test_iterator_prefetch_on_and_off_agree_and_position_counts_returned_batches():
+@pytest.mark.parametrize('pipeline', ['thread', 'grain'])
+def test_iterator_prefetch_on_and_off_agree_and_position_counts_returned_batches(pipeline):
     src = index_source(40)
     results = []
     for prefetch in (0, 1, 4):
-        with BatchIterator(src, 8, seed=2, prefetch=prefetch) as it:
+        with BatchIterator(src, 8, seed=2, prefetch=prefetch, pipeline=pipeline) as it:
             time.sleep(0.05 if prefetch else 0)  # Let the thread run ahead.
             assert it.position == 0
             results.append(np.stack(take(it, 13)))
             assert it.position == 13
     np.testing.assert_array_equal(results[0], results[1])
     np.testing.assert_array_equal(results[0], results[2])
+
+
+def test_iterator_groups_slices_and_global_indices_equal_the_host_batches():
+    # 2 sub-batches of 8 over 2 processes: each process keeps rows 4p..4p+3 of every sub-batch.
+    src = index_source(64)
+    with BatchIterator(src, 16, seed=9, position=5, prefetch=0) as whole:
+        global_indices = [whole.next_global_indices() for _ in range(6)]
+        assert whole.position == 11
+    parts = []
+    for p in range(2):
+        with BatchIterator(src, 16, seed=9, position=5, process_index=p, process_count=2,
+                           groups=2) as it:
+            assert it.local_batch_size == 8
+            parts.append(take(it, 6))
+    for k in range(6):
+        sub = global_indices[k].reshape(2, 8)  # [groups, rows] as train.py splits it.
+        for p in range(2):
+            np.testing.assert_array_equal(parts[p][k], sub[:, 4 * p:4 * p + 4].reshape(-1))
+    with BatchIterator(src, 16, seed=9, prefetch=2) as it:
+        with pytest.raises(RuntimeError, match='prefetch=0'):
+            it.next_global_indices()
+
+
+def test_iterator_keeps_the_permutations_of_the_thread_iterator():
+    # Batch k reads np.random.default_rng([seed, epoch]).permutation(n) in slices: runs and their
+    # checkpoints made before grain read the same batches.
+    src = index_source(20)
+    with BatchIterator(src, 6, seed=7, prefetch=2) as it:
+        got = np.stack(take(it, 7))
+    want = np.concatenate([np.random.default_rng([7, e]).permutation(20)[:18].reshape(3, 6)
+                           for e in range(3)])[:7]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_iterator_grain_threads_and_worker_processes_give_the_same_batches(prepared_tfds_dir):
+    src = index_source(40)
+    with BatchIterator(src, 8, seed=1, position=3, prefetch=0) as it:
+        want = np.stack(take(it, 9))
+    with BatchIterator(src, 8, seed=1, position=3, prefetch=3, pipeline='grain', threads=3) as it:
+        np.testing.assert_array_equal(np.stack(take(it, 9)), want)
+    # A tfds source (the case workers are for), resumed at position 3, in one worker process
+    # (spawned: it imports ganjax and jax, a few seconds).
+    tfds = data_lib.build_source(make_config(name='tfds', tfds_name='ganjax_tiny_with_test',
+                                             data_dir=prepared_tfds_dir), 'train')
+    with BatchIterator(tfds, 4, seed=1, position=3, prefetch=0) as it:
+        want = np.stack([next(it)['x'] for _ in range(7)])
+    with BatchIterator(tfds, 4, seed=1, position=3, prefetch=2, pipeline='grain',
+                       workers=1) as it:
+        np.testing.assert_array_equal(np.stack([next(it)['x'] for _ in range(7)]), want)
+        assert it.position == 10
 
 
 def test_iterator_bad_arguments():
@@ -630,6 +810,18 @@ def test_iterator_bad_arguments():
         BatchIterator(index_source(10), 4, seed=0, process_index=2, process_count=2)
     with pytest.raises(ConfigError, match='>= 0'):
         BatchIterator(index_source(10), 4, seed=-1)
+    with pytest.raises(ConfigError, match='groups=3'):
+        BatchIterator(index_source(10), 4, seed=0, groups=3)
+    with pytest.raises(ConfigError, match='threads'):
+        BatchIterator(index_source(10), 4, seed=0, pipeline='grain', threads=0)
+    with pytest.raises(ConfigError, match='need prefetch'):
+        BatchIterator(index_source(10), 4, seed=0, prefetch=0, pipeline='grain', workers=2)
+    with pytest.raises(ConfigError, match="need pipeline='grain'"):
+        BatchIterator(index_source(10), 4, seed=0, workers=2)
+    with pytest.raises(ConfigError, match='pipeline must be one of'):
+        BatchIterator(index_source(10), 4, seed=0, pipeline='tf.data')
+    with pytest.raises(ConfigError, match='workers must be an integer'):
+        BatchIterator(index_source(10), 4, seed=0, workers=1.5)
 
 
 class FailingSource:
@@ -646,16 +838,26 @@ class FailingSource:
         return {'x': np.asarray(indices)[:, None], 'label': np.zeros(len(indices), np.int32)}
 
 
-def test_iterator_forwards_read_errors_and_close_stops_the_thread():
-    it = BatchIterator(FailingSource(), 8, seed=0, prefetch=2)
+def reading_threads(pipeline):
+    prefix = {'thread': 'ganjax-prefetch', 'grain': 'grain-prefetch'}[pipeline]
+    return [t for t in threading.enumerate() if t.name.startswith(prefix)]
+
+
+@pytest.mark.parametrize('pipeline', ['thread', 'grain'])
+def test_iterator_forwards_read_errors_and_close_stops_the_threads(pipeline):
+    it = BatchIterator(FailingSource(), 8, seed=0, prefetch=2, pipeline=pipeline)
     with pytest.raises(DataError, match='example 0'):
         next(it)
-    it.close()
-    before = threading.active_count()
-    it = BatchIterator(index_source(16), 4, seed=0, prefetch=3)
-    thread = it._thread
-    assert thread.is_alive()
+    with pytest.raises(RuntimeError, match='closed'):
+        next(it)  # A failed read closes the iterator.
+    it = BatchIterator(index_source(16), 4, seed=0, prefetch=3, pipeline=pipeline)
     next(it)
+    threads = reading_threads(pipeline)
+    assert threads
     it.close()
-    assert not thread.is_alive()
-    assert threading.active_count() <= before
+    for thread in threads:
+        thread.join(timeout=30)  # Each finishes the batch it is reading, then exits.
+        assert not thread.is_alive()
+    with pytest.raises(RuntimeError, match='closed'):
+        next(it)
+    assert it.position == 1

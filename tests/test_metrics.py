@@ -162,24 +162,27 @@ def test_feature_classifier_trains_saves_and_loads(tmp_path):
     assert info['held_out_accuracy'] > 0.5
     extract, loaded = features.load_classifier_features(out)
     assert loaded == info
-    held_out = data.build_source(config.data, 'eval').get_batch(np.arange(200))['x']
-    train = data.build_source(config.data, 'train').get_batch(np.arange(200))['x']
+    eval_source = data.build_source(config.data, 'eval')
+    # The features take the model's range: real data goes through its source's scaling.
+    to_model = eval_source.scaling.to_model
+    held_out = to_model(eval_source.get_batch(np.arange(200))['x'])
+    train = to_model(data.build_source(config.data, 'train').get_batch(np.arange(200))['x'])
     f_eval, f_train = np.asarray(extract(held_out)), np.asarray(extract(train))
     assert f_eval.shape == (200, features.FEATURE_DIM) and np.all(np.isfinite(f_eval))
     # Real against real: a small distance, smaller than real against noise.
     stats = lambda f: metrics.accumulate(metrics.FeatureStats.empty(f.shape[1]), f)
-    noise = np.asarray(extract(np.random.default_rng(0).integers(0, 256, held_out.shape,
-                                                                  dtype=np.uint8)))
+    noise = np.asarray(extract(to_model(np.random.default_rng(0).integers(
+        0, 256, held_out.shape, dtype=np.uint8))))
     floor = metrics.frechet_distance_from_stats(stats(f_train), stats(f_eval))
     assert floor < metrics.frechet_distance_from_stats(stats(f_train), stats(noise))
     with pytest.raises(ConfigError, match='ganjax train-features'):
         features.load_classifier_features(str(tmp_path / 'none'))
 
 
-def test_raw_features_flatten_and_scale():
+def test_raw_features_flatten_model_range_values():
     from ganjax.metrics import features
-    x = np.full((3, 2, 2, 1), 255, np.uint8)
-    np.testing.assert_allclose(features.raw_features(x), np.ones((3, 4)))
+    x = np.full((3, 2, 2, 1), 0.5, np.float32)
+    np.testing.assert_allclose(features.raw_features(x), np.full((3, 4), 0.5))
     v = np.arange(6, dtype=np.float32).reshape(3, 2)
     np.testing.assert_allclose(features.raw_features(v), v)
 

@@ -14,7 +14,7 @@ import pytest
 from ganjax import compose, parallel
 from ganjax.errors import ConfigError
 from ganjax.train_step import build_gan, create_state
-from util import random_batch, tiny_config, train_steps
+from util import data_scaling, random_batch, tiny_config, train_steps
 
 RTOL = 1e-5
 ATOL = 1e-7 * 4
@@ -51,7 +51,7 @@ def _init(par, config, gan):
 
 
 def _run(config, shape, steps=1):
-    gan = build_gan(config, shape)
+    gan = build_gan(config, shape, scaling=data_scaling(shape))
     par = parallel.Parallel(config)
     state = _init(par, config, gan)
     fn = compose.compile_step(config, gan, par)
@@ -91,7 +91,7 @@ def test_step_equals_single_device(case, path):
 
 def test_fsdp_shards_large_leaves():
     config, shape = _config('dcgan_bn', 'fsdp')
-    gan = build_gan(config, shape)
+    gan = build_gan(config, shape, scaling=data_scaling(shape))
     par = parallel.Parallel(config)
     state = _init(par, config, gan)
     kernel = state.g_params['project']['kernel']
@@ -115,7 +115,7 @@ def test_fsdp_spec_rules():
 @pytest.mark.parametrize('path', ['jit', 'pmap'])
 def test_multi_step_call_and_on_device_data_equal_single_steps(path):
     config, shape = _config('dcgan_bn', path, train__n_critic=2)
-    gan = build_gan(config, shape)
+    gan = build_gan(config, shape, scaling=data_scaling(shape))
     _, ref_state, _ = train_steps(config, shape, steps=3)
     par = parallel.Parallel(config)
     # The three batches as one dataset, addressed by indices on the device.
@@ -137,7 +137,7 @@ def test_multi_step_call_and_on_device_data_equal_single_steps(path):
 @pytest.mark.parametrize('path', sorted(PATHS))
 def test_no_recompilation_after_first_step(path):
     config, shape = _config('dcgan_bn', path)
-    gan = build_gan(config, shape)
+    gan = build_gan(config, shape, scaling=data_scaling(shape))
     par = parallel.Parallel(config)
     state = _init(par, config, gan)
     fn = compose.compile_step(config, gan, par)

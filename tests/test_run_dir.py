@@ -112,13 +112,16 @@ def test_a_killed_run_resumes_to_the_files_of_an_uninterrupted_one(tmp_path, ref
 
 
 @pytest.mark.slow
-def test_sigterm_during_setup_stops_with_a_message_and_saves_nothing(tmp_path):
+def test_sigterm_during_setup_stops_with_a_message_and_leaves_no_run(tmp_path, reference):
     workdir = tmp_path / 'run'
     stopped = _train_killed(workdir, 'setup:0:TERM')
-    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-    assert 'SIGTERM before the first step of this session: nothing new to save' in stopped.stdout
+    # The CLI's handler ends the process at once with one line (ganjax.cli._exit_on_signal).
+    assert stopped.returncode == 128 + 15, stopped.stdout + stopped.stderr
+    assert 'ganjax: stopped by SIGTERM' in stopped.stderr
     assert 'Traceback' not in stopped.stderr
     assert run_dir.checkpoint_steps(str(workdir)) == []
+    assert _train(workdir) == 0
+    _assert_same_run(workdir, reference)
 
 
 @pytest.mark.slow
@@ -170,7 +173,7 @@ def test_a_workdir_without_checkpoint_holds_no_run_and_binds_no_config(tmp_path)
 
 def test_a_corrupt_config_json_is_one_clear_error(tmp_path):
     (tmp_path / 'config.json').write_text('{"model": {"arch": "mlp"')
-    with pytest.raises(ConfigError, match='config.json is not a config saved by ganjax'):
+    with pytest.raises(ConfigError, match='config.json is not valid JSON'):
         run_dir.load_workdir_config(str(tmp_path))
 
 

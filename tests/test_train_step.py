@@ -9,8 +9,9 @@ import pytest
 
 from ganjax import losses, penalties
 from ganjax.errors import ConfigError
+from ganjax.data import Scaling
 from ganjax.train_step import (apply_module, build_gan, create_state, make_generate_fn,
-                               make_train_step, normalize)
+                               make_train_step, to_model)
 from util import random_batch, tiny_config, train_steps
 
 VECTOR = (2,)
@@ -72,7 +73,7 @@ def test_every_architecture_trains(arch, data_shape, extra):
 
 def test_no_recompilation_after_first_step():
     config = tiny_config('dcgan', train__n_critic=2)
-    gan = build_gan(config, (28, 28, 1))
+    gan = build_gan(config, (28, 28, 1), scaling=Scaling.image(8))
     step = make_train_step(config, gan)
     traced = chex.assert_max_traces(step, n=1)
     jitted = jax.jit(traced, donate_argnums=0)
@@ -115,7 +116,7 @@ def test_weight_clipping():
 
 def test_step_is_deterministic():
     config = tiny_config('dcgan')
-    gan = build_gan(config, (28, 28, 1))
+    gan = build_gan(config, (28, 28, 1), scaling=Scaling.image(8))
     step = jax.jit(make_train_step(config, gan))
     batch = random_batch(config, (28, 28, 1))
     a = step(create_state(config, gan), batch)
@@ -169,7 +170,7 @@ def test_step_matches_an_independent_reference():
 
 def test_batch_stats_are_updated_and_carried():
     config = tiny_config('dcgan')
-    gan = build_gan(config, (28, 28, 1))
+    gan = build_gan(config, (28, 28, 1), scaling=Scaling.image(8))
     s0 = create_state(config, gan)
     s1, _ = jax.jit(make_train_step(config, gan))(s0, random_batch(config, (28, 28, 1)))
     assert s0.g_state and s0.d_state
@@ -184,14 +185,22 @@ def test_wrong_batch_shape_is_a_clear_error():
         make_train_step(config, gan)(create_state(config, gan), bad)
 
 
-def test_normalize_maps_uint8_to_unit_range():
-    x = normalize(jnp.array([0, 255, 128], jnp.uint8))
-    np.testing.assert_allclose(x, [-1.0, 1.0, 128 / 127.5 - 1], atol=1e-6)
+def test_the_step_scales_data_as_the_gan_declares():
+    config = tiny_config('dcgan')
+    x = jnp.array([0, 255, 128], jnp.uint8)
+    gan = build_gan(config, (28, 28, 1), scaling=Scaling.image(8))
+    np.testing.assert_allclose(to_model(gan, x), [-1.0, 1.0, 128 / 127.5 - 1], atol=1e-6)
+    gan16 = build_gan(config, (28, 28, 1), scaling=Scaling.image(16))
+    np.testing.assert_allclose(to_model(gan16, jnp.array([0, 65535], jnp.uint16)), [-1.0, 1.0],
+                               atol=1e-6)
+    # Without a declared scaling, integer data is refused rather than guessed.
+    with pytest.raises(ConfigError, match='needs the data.s scaling'):
+        to_model(build_gan(config, (28, 28, 1)), x)
 
 
 def test_apply_module_eval_mode_leaves_stats():
     config = tiny_config('dcgan')
-    gan = build_gan(config, (28, 28, 1))
+    gan = build_gan(config, (28, 28, 1), scaling=Scaling.image(8))
     state = create_state(config, gan)
     _, cols = apply_module(gan.generator, state.g_params, state.g_state,
                            jnp.ones((2, gan.latent_dim)), train=False)
@@ -205,7 +214,7 @@ def test_bf16_trains_the_tiny_dcgan_close_to_float32():
         config = tiny_config('dcgan', precision=precision, data__name='mnist_5k',
                              data__batch_size=16)
         source = data_lib.build_source(config.data, 'train')
-        gan = build_gan(config, source.data_shape)
+        gan = build_gan(config, source.data_shape, scaling=source.scaling)
         state = create_state(config, gan)
         step = jax.jit(make_train_step(config, gan))
         batches = data_lib.BatchIterator(source, 16, seed=0, prefetch=0)
@@ -240,7 +249,7 @@ def test_labels_reach_a_conditional_gan():
     a, _ = step(state, batch)
     b, _ = step(state, other)
     assert _changed(a.d_params, b.d_params)
-    x = jnp.zeros((4,) + VECTOR)
+    x = jax.random.normal(jax.random.PRNGKey(3), (4,) + VECTOR)
     logits = [apply_module(gan.discriminator, state.d_params, state.d_state, x, train=False,
                            y=jnp.full((4,), k))[0] for k in range(3)]
     assert not np.allclose(logits[0], logits[1])

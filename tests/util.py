@@ -6,6 +6,7 @@ import jax
 import numpy as np
 
 from ganjax import config as config_lib
+from ganjax.data import Scaling
 from ganjax.models import TINY_MODEL_OVERRIDES
 from ganjax.train_step import build_gan, create_state, make_train_step
 
@@ -41,6 +42,11 @@ def tiny_config(arch: str = 'mlp', **overrides):
     return config
 
 
+def data_scaling(data_shape):
+    """The scaling of `random_batch`'s data: 8-bit pixels for images, None for float data."""
+    return Scaling.image(8) if len(data_shape) == 3 else None
+
+
 def random_batch(config, data_shape, seed=0):
     """A batch [n_critic, B, *data_shape]: uint8 for images, float32 otherwise."""
     rng = np.random.default_rng(seed)
@@ -58,7 +64,7 @@ def train_steps(config, data_shape, steps=1):
     Returns:
       (gan, state, metrics of the last step), state and metrics on the host.
     """
-    gan = build_gan(config, data_shape)
+    gan = build_gan(config, data_shape, scaling=data_scaling(data_shape))
     state = create_state(config, gan)
     step = jax.jit(make_train_step(config, gan))
     metrics = None

@@ -4,7 +4,9 @@ Host-side only (numpy, PIL, tfds without TensorFlow): nothing here imports jax.
 
     source = build_source(config.data, 'train')
     it = BatchIterator(source, config.data.batch_size, seed, prefetch=config.data.prefetch)
-    batch = next(it)   # {'x': uint8 images or float32 vectors, 'label': int32}
+    batch = next(it)   # {'x': uint8 / uint16 images or float32 vectors, 'label': int32}
+    model_x = source.scaling.to_model(batch['x'])   # float32 in the model's range
+    samples = source.scaling.to_data(generated)     # back in the data's own units and dtype
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Callable
 from ganjax.data.embedded import build_mnist_5k
 from ganjax.data.image_folder import build_image_folder
 from ganjax.data.iterator import BatchIterator
+from ganjax.data.scaling import Scaling
 from ganjax.data.source import ArraySource, DataSpec, Source, config_value, data_spec
 from ganjax.data.tabular import build_csv
 from ganjax.data.toy import build_grid25, build_ring8
@@ -49,5 +52,6 @@ def build_source(data_config: Any, split: str) -> Source:
 
 
 __all__ = [
-    'ArraySource', 'BatchIterator', 'DATASETS', 'DataSpec', 'Source', 'build_source', 'data_spec',
+    'ArraySource', 'BatchIterator', 'DATASETS', 'DataSpec', 'Scaling', 'Source', 'build_source',
+    'data_spec',
 ]

@@ -14,6 +14,7 @@ import numpy as np
 
 from ganjax.data import source as source_lib
 from ganjax.data import transforms
+from ganjax.data.scaling import Scaling
 from ganjax.errors import DataError
 
 MNIST_5K_PATH = pathlib.Path(__file__).resolve().parent / 'embedded' / 'mnist_5k.csv.gz'
@@ -72,7 +73,7 @@ def build_mnist_5k(config: Any, split: str) -> source_lib.ArraySource:
 
     Returns:
         An `ArraySource` of uint8 images [28, 28, 1] (or the configured size / channels) with
-        labels 0-9.
+        labels 0-9, scaled to [-1, 1] (`Scaling.image(8)`).
     """
     source_lib.check_split(split)
     image_size, channels = source_lib.image_options(config)
@@ -81,4 +82,5 @@ def build_mnist_5k(config: Any, split: str) -> source_lib.ArraySource:
     idx = source_lib.holdout_indices(len(labels), eval_fraction, seed, split, labels=labels,
                                      what='mnist_5k')
     x = transforms.fit_images(images[idx], image_size, channels)
-    return source_lib.ArraySource(x, labels[idx], num_classes=_CLASSES, name=f'mnist_5k {split}')
+    return source_lib.ArraySource(x, labels[idx], num_classes=_CLASSES, name=f'mnist_5k {split}',
+                                  scaling=Scaling.image(8))

@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ganjax.data.scaling import Scaling
 from ganjax.errors import ConfigError, DataError
 
 SPLITS = ('train', 'eval')
@@ -22,15 +23,19 @@ class Source(Protocol):
 
     Attributes:
         data_shape: shape of ONE example's 'x', e.g. (28, 28, 1) or (2,).
-        dtype: numpy dtype of 'x' (uint8 for images, float32 for vectors).
+        dtype: numpy dtype of 'x' (uint8 / uint16 for images, float32 for vectors).
         num_classes: number of label classes, 0 when the data is unlabeled.
         description: one line for logs.
+        scaling: how 'x' maps to the model's range and back (`Scaling`): models see
+            `scaling.to_model(x)`, samples are written back with `scaling.to_data(y)`. Declared
+            by every source, never guessed from the dtype; the same for all splits of a dataset.
     """
 
     data_shape: tuple[int, ...]
     dtype: np.dtype
     num_classes: int
     description: str
+    scaling: Scaling
 
     def __len__(self) -> int:
         """Returns the number of examples."""
@@ -47,15 +52,17 @@ class DataSpec:
         shape: shape of one example, e.g. (32, 32, 3).
         dtype: numpy dtype of the examples.
         num_classes: number of classes (0 = unlabeled).
+        scaling: the source's `Scaling` (stored values <-> model range).
     """
 
     shape: tuple[int, ...]
     dtype: np.dtype
     num_classes: int
+    scaling: Scaling
 
 
 def data_spec(source: Source) -> DataSpec:
-    """Returns the `DataSpec` (example shape, dtype, class count) of a source.
+    """Returns the `DataSpec` (example shape, dtype, class count, scaling) of a source.
 
     Args:
         source: any `Source`.
@@ -63,7 +70,8 @@ def data_spec(source: Source) -> DataSpec:
     Returns:
         A `DataSpec`.
     """
-    return DataSpec(tuple(source.data_shape), np.dtype(source.dtype), int(source.num_classes))
+    return DataSpec(tuple(source.data_shape), np.dtype(source.dtype), int(source.num_classes),
+                    source.scaling)
 
 
 def check_indices(indices: Any, length: int) -> np.ndarray:
@@ -101,11 +109,12 @@ class ArraySource:
         dtype: dtype of 'x'.
         num_classes: number of classes (0 = unlabeled).
         description: one line for logs.
+        scaling: the `Scaling` of x.
         class_names: optional names of the classes, indexable by label.
     """
 
     def __init__(self, x: np.ndarray, labels: np.ndarray, *, num_classes: int, name: str,
-                 class_names: tuple[str, ...] = ()):
+                 scaling: Scaling, class_names: tuple[str, ...] = ()):
         """Wraps arrays as a source.
 
         Args:
@@ -113,10 +122,17 @@ class ArraySource:
             labels: int labels [N] (-1 for unlabeled examples).
             num_classes: number of classes (0 = unlabeled).
             name: dataset and split name used in `description`, e.g. 'mnist_5k train'.
+            scaling: how x maps to the model's range (e.g. `Scaling.image(8)` for uint8 pixels);
+                its dtype must be x's.
             class_names: optional names of the classes.
+
+        Raises:
+            DataError: for a scaling that does not fit x's dtype or feature count.
         """
         if len(x) != len(labels):
             raise ValueError(f'{name}: {len(x)} examples but {len(labels)} labels')
+        scaling.check(x.shape[1:], x.dtype, name)
+        self.scaling = scaling
         self._x = x
         self._labels = np.asarray(labels, np.int32)
         self.data_shape = tuple(int(d) for d in x.shape[1:])

@@ -1,8 +1,11 @@
 """'csv': a numeric table (gene-expression style), one example per row.
 
-Values are returned exactly as stored (float32), neither standardized nor rescaled: the right
-normalization (log1p of counts, z-scores per gene, ...) depends on the data, so it belongs to
-whoever writes the file.
+Values are returned exactly as stored (float32). By default the model sees them as they are
+(identity scaling): the right normalization (log1p of counts, z-scores per gene, ...) depends on
+the data, so it belongs to whoever writes the file. With data.standardize the source declares a
+per-column standardization (mean 0, std 1, statistics of the training split) as its `Scaling`:
+the stored values stay untouched, the model sees z-scores, and samples are written back in the
+table's own units.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ganjax.data import source as source_lib
+from ganjax.data.scaling import Scaling
 from ganjax.errors import ConfigError, DataError
 
 LABEL_COLUMN = 'label'
@@ -224,11 +228,21 @@ def _cached_table(path: str, mtime_ns: int, size: int) -> Table:
     return table
 
 
+def standardize_option(config: Any) -> bool:
+    """Reads and validates data.standardize (default False)."""
+    value = source_lib.config_value(config, 'standardize', False)
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f'data.standardize must be True or False, got {value!r}')
+    return bool(value)
+
+
 def build_csv(config: Any, split: str) -> TableSource:
     """Builds the 'csv' source from data.path.
 
     A seeded hold-out of data.eval_fraction (stratified by label when there is a label column)
-    gives the eval split. Values are left as stored (no standardization).
+    gives the eval split. Values are returned as stored; the scaling is the identity, or with
+    data.standardize a per-column standardization whose mean and std come from the training
+    split (both splits declare the same one, so eval data is scaled like train data).
 
     Args:
         config: the data config.
@@ -240,6 +254,7 @@ def build_csv(config: Any, split: str) -> TableSource:
     """
     source_lib.check_split(split)
     eval_fraction, seed = source_lib.holdout_options(config)
+    standardize = standardize_option(config)
     path = str(source_lib.config_value(config, 'path', ''))
     try:
         stat = os.stat(path) if path else None
@@ -250,6 +265,13 @@ def build_csv(config: Any, split: str) -> TableSource:
     stratify = table.labels if table.num_classes else None
     idx = source_lib.holdout_indices(len(table.x), eval_fraction, seed, split, labels=stratify,
                                      what=f'csv {path!r}')
+    if standardize:
+        train_idx = idx if split == 'train' else source_lib.holdout_indices(
+            len(table.x), eval_fraction, seed, 'train', labels=stratify, what=f'csv {path!r}')
+        train_x = table.x[train_idx].astype(np.float64)
+        scaling = Scaling.standardized(train_x.mean(axis=0), train_x.std(axis=0))
+    else:
+        scaling = Scaling.identity(table.x.dtype)
     return TableSource(table.x[idx], table.labels[idx], columns=table.columns,
                        num_classes=table.num_classes, name=f'csv {os.path.basename(path)} {split}',
-                       class_names=table.class_names)
+                       class_names=table.class_names, scaling=scaling)

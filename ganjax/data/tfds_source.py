@@ -7,12 +7,15 @@ why it is a separate step (`pip install ganjax[prepare]`), never done implicitly
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
 
 import numpy as np
 
 from ganjax.data import source as source_lib
 from ganjax.data import transforms
+from ganjax.data.scaling import IMAGE_BITS, Scaling
 from ganjax.errors import ConfigError, DataError
 
 IMAGE_KEY = 'image'
@@ -25,6 +28,19 @@ def _tfds():
     # Imported lazily: tfds takes ~0.5 s to import and only this dataset needs it.
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     return tfds
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+    """Hides tfds' absl warnings (e.g. 'Variant folder ... has no dataset_info.json') while it
+    probes a data_dir: whatever they describe, ganjax's own error says it in one message."""
+    logger = logging.getLogger('absl')
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def prepare_instructions(name: str, data_dir: str | None) -> str:
@@ -47,6 +63,7 @@ def prepare_instructions(name: str, data_dir: str | None) -> str:
         f'format cannot be read by random access; prepare them again as above).')
 
 
+@_quiet_absl()
 def _open(name: str, split: str, data_dir: str | None) -> Any:
     """Opens one split as a random-access data source, with errors a user can act on."""
     tfds = _tfds()
@@ -71,6 +88,7 @@ def _open(name: str, split: str, data_dir: str | None) -> Any:
                         f'{prepare_instructions(name, data_dir)}') from e
 
 
+@_quiet_absl()
 def _known_splits(name: str, data_dir: str | None) -> set[str] | None:
     """The prepared splits of a dataset, or None when tfds cannot say (e.g. under mock_data)."""
     tfds = _tfds()
@@ -90,7 +108,8 @@ class TfdsSource:
 
     Attributes:
         data_shape: (image_size, image_size, channels), or the feature's native shape.
-        dtype: dtype of the image feature (uint8).
+        dtype: dtype of the image feature (uint8 or uint16).
+        scaling: `Scaling.image` of the feature's bit depth (pixels -> [-1, 1]).
         num_classes: classes of the 'label' feature (0 if it has none).
         description: one line for logs.
         tfds_split: the tfds split read ('train', 'test', ...).
@@ -131,6 +150,10 @@ class TfdsSource:
         self._channels = channels
         self.data_shape = (image_size or native[0], image_size or native[1], channels or native[2])
         self.dtype = np.dtype(features[IMAGE_KEY].np_dtype)
+        if self.dtype not in IMAGE_BITS:
+            raise DataError(f'tfds dataset {name!r}: {IMAGE_KEY!r} has dtype {self.dtype}; ganjax '
+                            f'reads uint8 and uint16 images')
+        self.scaling = Scaling.image(IMAGE_BITS[self.dtype])
         label = features[LABEL_KEY] if LABEL_KEY in features else None
         self.num_classes = int(getattr(label, 'num_classes', 0) or 0)
         self._has_label = label is not None

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ganjax.data import source as source_lib
+from ganjax.data.scaling import Scaling
 
 # 2^20 examples per "epoch": large enough that epochs do not matter, small enough that the
 # iterator's per-epoch permutation stays cheap (8 MiB).
@@ -72,6 +73,7 @@ class MixtureSource:
         dtype: float32.
         num_classes: K; an example's label is the index of the mode it was drawn from.
         description: one line for logs.
+        scaling: identity: the points are already in the model's units.
     """
 
     def __init__(self, name: str, centers: np.ndarray, std: float, seed: int, split: str,
@@ -91,6 +93,7 @@ class MixtureSource:
         self.std = float(std)
         self.data_shape = (self.centers.shape[1],)
         self.dtype = np.dtype(np.float32)
+        self.scaling = Scaling.identity(self.dtype)
         self.num_classes = len(self.centers)
         self._size = int(size)
         self._key = int(seed) * 4 + _STREAMS[split]

@@ -5,6 +5,9 @@ and reports its accuracy on the held-out split; its penultimate layer then maps 
 features of FID, KID and precision/recall. Such a distance is comparable between runs on the same
 data and the same feature file, never with Inception FID or with another dataset's numbers.
 For vectors (tables, 2D mixtures) the raw values are the features.
+
+Every feature function takes examples in the model's range, as a generator makes them: real data
+is first mapped there by its source's `Scaling.to_model` (the classifier is trained that way).
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import optax
 
 from ganjax import data
 from ganjax.errors import ConfigError, DataError
-from ganjax.train_step import normalize
 
 #: Width of the classifier's penultimate layer: the feature dimension.
 FEATURE_DIM = 128
@@ -98,7 +100,8 @@ def train_classifier(data_config: Any, out_dir: str, epochs: int = 20, batch_siz
       log: where progress lines go.
 
     Returns:
-      The metadata written to classifier.json (dataset, data_shape, classes, accuracy).
+      The metadata written to classifier.json (dataset, data_shape, classes, accuracy, and the
+      data's scaling, which the classifier's inputs must have been through).
 
     Raises:
       DataError: for a dataset without labels.
@@ -110,8 +113,11 @@ def train_classifier(data_config: Any, out_dir: str, epochs: int = 20, batch_siz
                         'unlabelled vectors use the raw features')
     x_tr, y_tr = _all(train)
     x_ev, y_ev = _all(held_out)
+    # Stored values travel to the device (uint8 images: a quarter of float32's bytes) and are
+    # scaled there, inside the compiled functions.
+    to_model = train.scaling.to_model
     model = Classifier(train.num_classes)
-    params = model.init(jax.random.PRNGKey(seed), normalize(jnp.asarray(x_tr[:2])))['params']
+    params = model.init(jax.random.PRNGKey(seed), to_model(jnp.asarray(x_tr[:2])))['params']
     steps = len(x_tr) // batch_size
     # Cosine decay to 0: the last epochs refine instead of bouncing around (about +0.5% held-out
     # accuracy on the embedded digits).
@@ -121,7 +127,7 @@ def train_classifier(data_config: Any, out_dir: str, epochs: int = 20, batch_siz
     @jax.jit
     def update(params, opt_state, x, y):
         def loss_fn(p):
-            logits = model.apply({'params': p}, normalize(x))
+            logits = model.apply({'params': p}, to_model(x))
             return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
@@ -129,7 +135,7 @@ def train_classifier(data_config: Any, out_dir: str, epochs: int = 20, batch_siz
 
     @jax.jit
     def predict(params, x):
-        return jnp.argmax(model.apply({'params': params}, normalize(x)), axis=-1)
+        return jnp.argmax(model.apply({'params': params}, to_model(x)), axis=-1)
 
     rng = np.random.default_rng(seed)
     for epoch in range(epochs):
@@ -145,7 +151,8 @@ def train_classifier(data_config: Any, out_dir: str, epochs: int = 20, batch_siz
     accuracy = correct / len(x_ev)
     info = {'dataset': train.description, 'data_shape': list(train.data_shape),
             'num_classes': int(train.num_classes), 'held_out_accuracy': accuracy,
-            'held_out_examples': len(x_ev), 'feature_dim': FEATURE_DIM, 'epochs': epochs}
+            'held_out_examples': len(x_ev), 'feature_dim': FEATURE_DIM, 'epochs': epochs,
+            'scaling': train.scaling.to_json()}
     os.makedirs(out_dir, exist_ok=True)
     tmp = os.path.join(out_dir, 'classifier.msgpack.tmp')
     with open(tmp, 'wb') as f:
@@ -165,7 +172,8 @@ def load_classifier(out_dir: str) -> tuple[Callable, Callable, dict]:
 
     Returns:
       (features(x) -> [B, FEATURE_DIM], logits(x) -> [B, classes], metadata); both take x
-      [B, *data_shape] as stored (uint8 or float) and are pure functions closing over the weights.
+      [B, *data_shape] in the model's range (generator output, or real data through its
+      `Scaling.to_model`) and are pure functions closing over the weights.
 
     Raises:
       ConfigError: the folder holds no classifier (the message says how to make one).
@@ -185,10 +193,10 @@ def load_classifier(out_dir: str) -> tuple[Callable, Callable, dict]:
         params = flax.serialization.from_bytes(template, f.read())
 
     def features(x: jax.Array) -> jax.Array:
-        return model.apply({'params': params}, normalize(x), features_only=True)
+        return model.apply({'params': params}, x, features_only=True)
 
     def logits(x: jax.Array) -> jax.Array:
-        return model.apply({'params': params}, normalize(x))
+        return model.apply({'params': params}, x)
 
     return features, logits, info
 
@@ -200,5 +208,6 @@ def load_classifier_features(out_dir: str) -> tuple[Callable[[jax.Array], jax.Ar
 
 
 def raw_features(x: jax.Array) -> jax.Array:
-    """The examples themselves, flattened to vectors: the features for tables and 2D data."""
-    return normalize(x).reshape(x.shape[0], -1)
+    """The examples themselves (in the model's range), flattened to float32 vectors: the features
+    for tables and 2D data."""
+    return x.astype(jnp.float32).reshape(x.shape[0], -1)

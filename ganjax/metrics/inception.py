@@ -34,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from ganjax.data.scaling import Scaling
 from ganjax.errors import ConfigError, DataError
-from ganjax.train_step import normalize
 
 #: Side of the square images the network sees; FID is defined at 299.
 INPUT_SIZE = 299
@@ -102,7 +102,8 @@ def prepare_images(x: jax.Array, size: int = INPUT_SIZE) -> jax.Array:
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
         raise DataError(f'Inception needs images [B, H, W, C] with C = 1 or 3 channels, got shape '
                         f'{tuple(x.shape)}')
-    x = normalize(x)
+    # uint8 pixels are accepted as they are stored; other data must already be in [-1, 1].
+    x = Scaling.image(8).to_model(x) if x.dtype == jnp.uint8 else x.astype(jnp.float32)
     height, width = x.shape[1:3]
     # A matrix product per axis: exact PyTorch weights, and HIGHEST so that GPUs and TPUs do not
     # round the pixels to bf16/tf32 before the network sees them.

@@ -6,7 +6,9 @@ within 3 standard deviations of that mode; a mode is *covered* when it receives 
 `min_fraction` of the samples as high-quality samples (1/4 of its share under a uniform spread by
 default, so a handful of stray samples does not count as covering it); and the KL divergence of the
 histogram of high-quality samples over the modes from the uniform distribution measures how evenly
-the modes are covered (0 = perfectly even).
+the modes are covered (0 = perfectly even). With no high-quality sample there is no histogram and
+the KL is undefined: it is NaN (kept in eval/history.jsonl, left out of TensorBoard's plots), and
+`modes_covered` = 0 and `high_quality` = 0 say what happened.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def mode_statistics(samples, centers, std: float, min_fraction: float | None = N
 
     Returns:
       {'modes_covered': int, 'num_modes': k, 'high_quality': fraction in [0, 1],
-       'kl_to_uniform': float (nan when no sample is high quality), 'counts': [k] ints}.
+       'kl_to_uniform': float, NaN (undefined) when no sample is high quality, 'counts': [k]
+       ints}.
     """
     x = np.asarray(samples, np.float64)
     c = np.asarray(centers, np.float64)
