@@ -139,6 +139,7 @@ def _linear_config(num_steps, schedule_steps=0):
                        train__log_every=2, train__sample_every=100, data__name='ring8')
 
 
+@pytest.mark.slow
 def test_schedule_length_is_fixed_at_the_start_of_a_run(tmp_path):
     # Unit level: an explicit length wins over train.num_steps.
     config = _linear_config(num_steps=10, schedule_steps=4)
