@@ -22,7 +22,6 @@ benchmarks/results/throughput_<name>_<strategy>_<precision>_b<batch>_<device>.js
 """
 
 import argparse
-import functools
 import os
 import sys
 import time
