@@ -339,7 +339,6 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         del rng
         return apply_module(D, params, collections, x, train=True, y=y)
 
-
     def step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
         x_all = to_model(gan, batch['x'])
         expected = (n_critic, None) + gan.data_shape
