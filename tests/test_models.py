@@ -243,11 +243,13 @@ def test_shapes_dtypes_and_collections(arch, shape):
     g, d = models.build_models(cfg, shape)
     out = _abstract(g, d, shape, cfg.latent_dim)
     x_train, g_updates = out['g_train']
-    logits_train, d_updates = out['d_train']
+    d_train, d_updates = out['d_train']
     for x in (x_train, out['g_eval']):
         assert x.shape == (BATCH, *shape) and x.dtype == jnp.float32
-    for logits in (logits_train, out['d_eval']):
-        assert logits.shape == (BATCH,) and logits.dtype == jnp.float32
+    for d_out in (d_train, out['d_eval']):
+        assert set(d_out) == {'logit', 'features'}
+        assert d_out['logit'].shape == (BATCH,) and d_out['logit'].dtype == jnp.float32
+        assert d_out['features'].shape[0] == BATCH and d_out['features'].ndim == 2
     for variables in (out['gv'], out['dv']):
         assert set(variables) <= {'params', 'batch_stats'}
         assert all(leaf.dtype == jnp.float32 for _, leaf in _leaves_with_paths(variables))
@@ -351,12 +353,13 @@ def _exercise(g, d, shape, latent_dim):
         x_eval, g_eval_new = g.apply(gv, z, train=False, mutable=['batch_stats'])
         logits, d_new = d.apply(dv, x, train=True, mutable=['batch_stats'])
         logits_eval, d_eval_new = d.apply(dv, x, train=False, mutable=['batch_stats'])
+        logits, logits_eval = logits['logit'], logits_eval['logit']
 
         def g_loss(g_params, d_params):
             fake, _ = g.apply({**gv, 'params': g_params}, z, train=True, mutable=['batch_stats'])
             out, _ = d.apply({**dv, 'params': d_params}, fake, train=True,
                              mutable=['batch_stats'])
-            return jnp.mean(jax.nn.softplus(-out))
+            return jnp.mean(jax.nn.softplus(-out['logit']))
 
         g_grads, d_grads = jax.grad(g_loss, argnums=(0, 1))(gv['params'], dv['params'])
         return dict(gv=gv, dv=dv, x=x, x_eval=x_eval, logits=logits, logits_eval=logits_eval,
@@ -514,8 +517,9 @@ def test_discriminator_downsample_modes_match_in_size():
         cfg = _config('dcgan', downsample=downsample, **models.TINY_MODEL_OVERRIDES['dcgan'])
         _, d = models.build_models(cfg, (16, 16, 3))
         variables = d.init(_key(), jnp.zeros((BATCH, 16, 16, 3)), train=False)
-        logits, _ = d.apply(variables, jnp.ones((BATCH, 16, 16, 3)), train=True,
-                            mutable=['batch_stats'])
+        out, _ = d.apply(variables, jnp.ones((BATCH, 16, 16, 3)), train=True,
+                         mutable=['batch_stats'])
+        logits = out['logit']
         assert logits.shape == (BATCH,) and logits.dtype == jnp.float32
         counts[downsample] = sum(x.size for x in jax.tree.leaves(variables['params']))
     assert counts['space_to_depth'] == counts['strided']

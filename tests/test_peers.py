@@ -41,7 +41,7 @@ def _ganjax_shapes(config, data_shape):
     g_out = jax.eval_shape(lambda p, s, v: gan.generator.apply({'params': p, **s}, v, train=False),
                            state.g_params, state.g_state, z)
     d_out = jax.eval_shape(
-        lambda p, s, v: gan.discriminator.apply({'params': p, **s}, v, train=False),
+        lambda p, s, v: gan.discriminator.apply({'params': p, **s}, v, train=False)['logit'],
         state.d_params, state.d_state, x)
     return state, g_out.shape, d_out.shape
 
@@ -125,7 +125,7 @@ def test_same_function_as_ganjax(model):
                                     **kwargs)
             d = gan.discriminator.apply({'params': state.d_params, **state.d_state}, x,
                                         train=train, **kwargs)
-            out[train] = (g[0] if train else g, d[0] if train else d)
+            out[train] = (g[0] if train else g, (d[0] if train else d)['logit'])
         return out
 
     refs = jax.device_get(reference(state, z, x))

@@ -2,10 +2,12 @@
 
 ``build_models(config.model, data_shape, num_classes)`` returns ``(G, D)``: Flax Linen modules
 called as ``G.apply(vars, z, y, train=...)`` (z ``[B, latent_dim]`` -> x ``[B, *data_shape]``,
-float32) and ``D.apply(vars, x, y, train=...)`` (-> float32 logits ``[B]``). The labels ``y``
-(int ``[B]``) are optional: unconditional models (``num_classes=0``) ignore them, conditional
-ones need them (G: one-hot label appended to z; D: projection term). All mutable state (BatchNorm
-statistics, spectral-norm vectors) is in the 'batch_stats' collection.
+float32) and ``D.apply(vars, x, y, train=...)`` (-> ``{'logit': [B], 'features': [B, F]}`` and,
+for the class heads, ``'class_logits': [B, K]``, all float32). The labels ``y`` (int ``[B]``) are
+optional: unconditional models ignore them; a class-conditional G reads them through conditional
+normalization or a one-hot code (``model.g_conditioning``), a projection D through its
+projection term (``model.d_head``; see :func:`ganjax.models.layers.logit_head`). All mutable
+state (BatchNorm statistics, spectral-norm vectors) is in the 'batch_stats' collection.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def _options(config: Any, data_shape: Any) -> tuple[dict[str, Any], tuple[int, .
     layers.check_choice(o['d_norm'], layers.NORMS, 'model.d_norm')
     layers.check_choice(o['output_activation'], layers.OUTPUT_ACTIVATIONS,
                         'model.output_activation')
+    layers.check_choice(o['g_conditioning'], layers.G_CONDITIONING, 'model.g_conditioning')
+    layers.check_choice(o['d_head'], D_HEADS, 'model.d_head')
     # The computation dtype comes from the run's `precision` (see ganjax.train_step.build_gan).
     o['dtype'] = layers.resolve_dtype(get('dtype', 'float32'), 'model.dtype')
     o['param_dtype'] = layers.resolve_dtype(o['param_dtype'], 'model.param_dtype')
@@ -62,6 +66,39 @@ def _options(config: Any, data_shape: Any) -> tuple[dict[str, Any], tuple[int, .
     return o, shape
 
 
+#: Values of ``model.d_head``: 'auto' is 'projection' for a class-conditional pair, else 'logit'.
+D_HEADS = ('auto',) + layers.D_HEADS
+
+
+def class_split(d_head: str, num_classes: int) -> tuple[int, int, str]:
+    """Which classes G and D see, for a head and the classes a pair is built over.
+
+    Args:
+      d_head: a value of :data:`D_HEADS`.
+      num_classes: the classes the pair is built over (0 = unconditional).
+
+    Returns:
+      ``(G's classes, D's classes, D's head)``. A 'kplus1' D classifies while G stays
+      unconditional; 'projection' and 'acgan' make a class-conditional pair.
+
+    Raises:
+      ConfigError: for a head and class count that do not fit together.
+    """
+    head = layers.check_choice(d_head, D_HEADS, 'model.d_head')
+    if head == 'auto':
+        head = 'projection' if num_classes else 'logit'
+    if head == 'logit':
+        if num_classes:
+            raise ConfigError("a class-conditional generator needs a discriminator that sees the "
+                              "labels: model.d_head='projection' or 'acgan', not 'logit'")
+        return 0, 0, head
+    if num_classes < 1:
+        raise ConfigError(f'model.d_head={head!r} needs labelled data (num_classes > 0)')
+    if head == 'kplus1':
+        return 0, num_classes, head
+    return num_classes, num_classes, head
+
+
 def build_mlp(config: Any, data_shape: tuple[int, ...],
               num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
     """Builds the MLP pair (any data shape; hidden width g_features / d_features).
@@ -69,19 +106,22 @@ def build_mlp(config: Any, data_shape: tuple[int, ...],
     Args:
       config: ``config.model`` (ConfigDict or mapping).
       data_shape: shape of one example.
-      num_classes: > 0 for a class-conditional pair.
+      num_classes: the classes of a class-conditional pair or a classifying D (see
+        :func:`class_split`); 0 for an unconditional pair.
 
     Returns:
       ``(MLPGenerator, MLPDiscriminator)``.
     """
     o, shape = _options(config, data_shape)
-    common = dict(num_layers=o['mlp_layers'], dtype=o['dtype'], param_dtype=o['param_dtype'],
-                  num_classes=num_classes)
+    g_classes, d_classes, head = class_split(o['d_head'], num_classes)
+    common = dict(num_layers=o['mlp_layers'], dtype=o['dtype'], param_dtype=o['param_dtype'])
     g = MLPGenerator(shape, latent_dim=o['latent_dim'], features=o['g_features'],
                      norm=o['g_norm'], spectral_norm=o['g_spectral_norm'],
-                     output_activation=o['output_activation'], **common)
+                     output_activation=o['output_activation'], num_classes=g_classes,
+                     conditioning=o['g_conditioning'], **common)
     d = MLPDiscriminator(features=o['d_features'], norm=o['d_norm'],
-                         spectral_norm=o['d_spectral_norm'], **common)
+                         spectral_norm=o['d_spectral_norm'], num_classes=d_classes, head=head,
+                         **common)
     return g, d
 
 
@@ -93,7 +133,8 @@ def build_dcgan(config: Any, data_shape: tuple[int, ...],
       config: ``config.model`` (ConfigDict or mapping).
       data_shape: shape of one example; spatial sizes must allow one x2 stage
         (see :func:`ganjax.models.dcgan.dcgan_plan`).
-      num_classes: > 0 for a class-conditional pair.
+      num_classes: the classes of a class-conditional pair or a classifying D (see
+        :func:`class_split`); 0 for an unconditional pair.
 
     Returns:
       ``(DCGANGenerator, DCGANDiscriminator)``.
@@ -107,15 +148,17 @@ def build_dcgan(config: Any, data_shape: tuple[int, ...],
                           f'(28, 28, 1) or a sequence (128, 4)); got the vector shape {shape}. '
                           'Use arch="mlp" for vectors.')
     _, n = dcgan_plan(shape[:-1])
+    g_classes, d_classes, head = class_split(o['d_head'], num_classes)
     g = DCGANGenerator(shape, latent_dim=o['latent_dim'], features=o['g_features'],
                        upsample=o['upsample'], norm=o['g_norm'],
                        spectral_norm=o['g_spectral_norm'],
                        output_activation=o['output_activation'], dtype=o['dtype'],
-                       param_dtype=o['param_dtype'], num_classes=num_classes)
+                       param_dtype=o['param_dtype'], num_classes=g_classes,
+                       conditioning=o['g_conditioning'])
     d = DCGANDiscriminator(features=o['d_features'], num_stages=n, downsample=o['downsample'],
                            norm=o['d_norm'],
                            spectral_norm=o['d_spectral_norm'], dtype=o['dtype'],
-                           param_dtype=o['param_dtype'], num_classes=num_classes)
+                           param_dtype=o['param_dtype'], num_classes=d_classes, head=head)
     return g, d
 
 
@@ -126,7 +169,8 @@ def build_resnet(config: Any, data_shape: tuple[int, ...],
     Args:
       config: ``config.model`` (ConfigDict or mapping).
       data_shape: shape of one example ``[*spatial, channels]``.
-      num_classes: > 0 for a class-conditional pair.
+      num_classes: the classes of a class-conditional pair or a classifying D (see
+        :func:`class_split`); 0 for an unconditional pair.
 
     Returns:
       ``(ResNetGenerator, ResNetDiscriminator)``.
@@ -140,14 +184,16 @@ def build_resnet(config: Any, data_shape: tuple[int, ...],
                           f'(32, 32, 3)); got the vector shape {shape}. Use arch="mlp" for '
                           'vectors.')
     resnet_base_shape(shape[:-1], RESNET_UP_BLOCKS)
+    g_classes, d_classes, head = class_split(o['d_head'], num_classes)
     g = ResNetGenerator(shape, latent_dim=o['latent_dim'], features=o['g_features'],
                         num_blocks=RESNET_UP_BLOCKS, upsample=o['upsample'], norm=o['g_norm'],
                         spectral_norm=o['g_spectral_norm'],
                         output_activation=o['output_activation'], dtype=o['dtype'],
-                        param_dtype=o['param_dtype'], num_classes=num_classes)
+                        param_dtype=o['param_dtype'], num_classes=g_classes,
+                        conditioning=o['g_conditioning'])
     d = ResNetDiscriminator(features=o['d_features'], norm=o['d_norm'],
                             spectral_norm=o['d_spectral_norm'], dtype=o['dtype'],
-                            param_dtype=o['param_dtype'], num_classes=num_classes)
+                            param_dtype=o['param_dtype'], num_classes=d_classes, head=head)
     return g, d
 
 
@@ -175,7 +221,8 @@ def build_models(config: Any, data_shape: tuple[int, ...],
     Args:
       config: ``config.model`` (ConfigDict or mapping; missing keys take :func:`model_defaults`).
       data_shape: shape of one example, e.g. ``(28, 28, 1)``, ``(2,)``, ``(128, 4)``.
-      num_classes: > 0 builds a class-conditional pair over that many classes.
+      num_classes: > 0 builds a class-conditional pair (or, with ``d_head='kplus1'``, an
+        unconditional G and a K+1-class D) over that many classes.
 
     Returns:
       ``(G, D)`` module instances.
@@ -194,5 +241,5 @@ __all__ = [
     'ARCHITECTURES', 'model_defaults', 'TINY_MODEL_OVERRIDES', 'UPSAMPLE', 'build_models',
     'build_mlp', 'build_dcgan', 'build_resnet', 'MLPGenerator', 'MLPDiscriminator',
     'DCGANGenerator', 'DCGANDiscriminator', 'ResNetGenerator', 'ResNetDiscriminator',
-    'dcgan_plan', 'resnet_base_shape', 'depth_to_space', 'space_to_depth',
+    'class_split', 'D_HEADS', 'dcgan_plan', 'resnet_base_shape', 'depth_to_space', 'space_to_depth',
 ]

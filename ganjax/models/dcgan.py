@@ -86,7 +86,9 @@ class DCGANGenerator(nn.Module):
       dtype: computation dtype (None: inferred).
       param_dtype: parameter dtype.
       kernel_init: initializer of every kernel.
-      num_classes: > 0 makes G class-conditional (one-hot label appended to z).
+      num_classes: > 0 makes G class-conditional, reading the label as `conditioning` says.
+      conditioning: 'norm' (class-conditional gain and bias in every normalization layer) or
+        'concat' (one-hot label appended to z); see :data:`ganjax.models.layers.G_CONDITIONING`.
       axis_name: pmap axis over which BatchNorm averages batch statistics (None under jit).
     """
 
@@ -103,6 +105,7 @@ class DCGANGenerator(nn.Module):
     param_dtype: Any = jnp.float32
     kernel_init: layers.Initializer = DCGAN_INIT
     num_classes: int = 0
+    conditioning: str = 'norm'
     axis_name: Optional[str] = None
 
     @nn.compact
@@ -124,13 +127,16 @@ class DCGANGenerator(nn.Module):
         spatial, channels = tuple(self.data_shape[:-1]), self.data_shape[-1]
         base, n = dcgan_plan(spatial)
         sn = dict(spectral_norm=self.spectral_norm, train=train, param_dtype=param_dtype)
-        norm = dict(train=train, dtype=dtype, param_dtype=param_dtype, axis_name=self.axis_name)
+        concat, norm_classes = layers.generator_conditioning(self.num_classes, self.conditioning,
+                                                              self.norm)
+        norm = dict(train=train, dtype=dtype, param_dtype=param_dtype, axis_name=self.axis_name,
+                    y=y, num_classes=norm_classes)
         bias = layers.bias_before(self.norm)
 
         width = self.features * _multiplier(n - 1, self.max_multiplier)
         project = nn.Dense(layers.num_elements(base) * width, use_bias=bias, dtype=dtype,
                            param_dtype=param_dtype, kernel_init=self.kernel_init, name='project')
-        x = layers.spectral(project, layers.condition_latent(z, y, self.num_classes), **sn)
+        x = layers.spectral(project, layers.condition_latent(z, y, concat), **sn)
         x = x.reshape(x.shape[0], *base, width)
         x = nn.relu(layers.normalize(self.norm, x, name='project_norm', **norm))
         for i in range(1, n + 1):
@@ -199,7 +205,9 @@ class DCGANDiscriminator(nn.Module):
       dtype: computation dtype (None: inferred); the logit layer runs in float32.
       param_dtype: parameter dtype.
       kernel_init: initializer of every kernel.
-      num_classes: > 0 makes D class-conditional (projection discriminator).
+      num_classes: K, the classes of the 'projection', 'acgan' and 'kplus1' heads.
+      head: the output layer, one of :data:`ganjax.models.layers.D_HEADS`
+        (:func:`ganjax.models.layers.logit_head`).
       axis_name: pmap axis over which BatchNorm averages batch statistics (None under jit).
     """
 
@@ -213,6 +221,7 @@ class DCGANDiscriminator(nn.Module):
     param_dtype: Any = jnp.float32
     kernel_init: layers.Initializer = DCGAN_INIT
     num_classes: int = 0
+    head: str = 'logit'
     axis_name: Optional[str] = None
 
     @nn.compact
@@ -221,12 +230,12 @@ class DCGANDiscriminator(nn.Module):
 
         Args:
           x: examples ``[B, *spatial, channels]``.
-          y: int class labels ``[B]`` for a conditional (projection) discriminator; ignored by an
-            unconditional one.
+          y: int class labels ``[B]``, read by the 'projection' head only.
           train: update normalization / spectral-norm state.
 
         Returns:
-          Float32 logits ``[B]``.
+          ``{'logit': [B], 'features': [B, F], 'class_logits': [B, K] (class heads)}``, float32
+          (:func:`ganjax.models.layers.logit_head`).
         """
         dtype = layers.resolve_dtype(self.dtype)
         param_dtype = layers.resolve_dtype(self.param_dtype, 'param_dtype')
@@ -251,4 +260,5 @@ class DCGANDiscriminator(nn.Module):
                 x = layers.normalize(self.norm, x, train=train, name=f'norm{i}', dtype=dtype,
                                      param_dtype=param_dtype, axis_name=self.axis_name)
             x = nn.leaky_relu(x, 0.2)
-        return layers.logit_head(x, self.spectral_norm, train, param_dtype, y, self.num_classes)
+        return layers.logit_head(x, self.spectral_norm, train, param_dtype, y, self.num_classes,
+                                 self.head)

@@ -25,6 +25,15 @@ Initializer = Callable[..., Array]
 NORMS = ('batch', 'layer', 'none')
 #: Output activations understood by :func:`output_activation`.
 OUTPUT_ACTIVATIONS = ('tanh', 'none')
+#: How a class-conditional generator reads its label: 'norm' (class-conditional gain and bias of
+#: every normalization layer, :func:`normalize`) or 'concat' (one-hot label appended to z,
+#: :func:`condition_latent`).
+G_CONDITIONING = ('norm', 'concat')
+#: Discriminator heads (:func:`logit_head`): 'logit' (unconditional), 'projection' (Miyato &
+#: Koyama 2018), 'acgan' (Odena et al. 2017), 'kplus1' (Salimans et al. 2016).
+D_HEADS = ('logit', 'projection', 'acgan', 'kplus1')
+#: Heads with a K-class output.
+CLASS_HEADS = ('acgan', 'kplus1')
 
 # BatchNorm settings of the DCGAN / SNGAN reference code (PyTorch momentum 0.1 == Flax 0.9).
 BATCH_NORM_MOMENTUM = 0.9
@@ -194,12 +203,19 @@ def spectral(layer: nn.Module, x: Array, *, spectral_norm: bool, train: bool,
 
 
 def normalize(kind: str, x: Array, *, train: bool, name: str, dtype: Dtype = None,
-              param_dtype: Dtype = jnp.float32, axis_name: Optional[str] = None) -> Array:
+              param_dtype: Dtype = jnp.float32, axis_name: Optional[str] = None,
+              y: Optional[Array] = None, num_classes: int = 0) -> Array:
     """Applies the normalization ``kind`` to ``x`` (inside a compact method).
 
     'batch' is BatchNorm over all but the channel axis (running statistics in 'batch_stats',
     updated only in train mode); 'layer' normalizes each example over all its non-batch axes, as the
     WGAN-GP critic does (Gulrajani et al. 2017); 'none' returns ``x``.
+
+    With ``num_classes > 0`` the gain and bias are per class (conditional batch normalization,
+    de Vries et al. 2017, https://arxiv.org/abs/1707.00683, as in Miyato & Koyama 2018 and
+    BigGAN): ``x_hat * (1 + gain[y]) + bias[y]`` with both embeddings initialised to zero, so the
+    layer starts as the unconditional one (gain 1, bias 0). The gain is one plus the embedding,
+    not the embedding alone, which would start every channel at gain 0 (compare_gan's issue 54).
 
     Args:
       kind: one of :data:`NORMS`.
@@ -211,10 +227,16 @@ def normalize(kind: str, x: Array, *, train: bool, name: str, dtype: Dtype = Non
       axis_name: the mapped axis (pmap) over which BatchNorm averages its batch statistics in
         train mode, so that each device's statistics are those of the global batch; None under
         jit, where the batch mean is already global.
+      y: int labels ``[B]`` (needed when ``num_classes > 0``).
+      num_classes: > 0 for class-conditional gain and bias ('batch' and 'layer' only).
 
     Returns:
       The normalized activations.
     """
+    if num_classes and kind != 'none':
+        return _conditional_norm(kind, x, train=train, name=name, dtype=dtype,
+                                 param_dtype=param_dtype, axis_name=axis_name, y=y,
+                                 num_classes=num_classes)
     if kind == 'batch':
         return nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM,
                             epsilon=BATCH_NORM_EPSILON, dtype=dtype, param_dtype=param_dtype,
@@ -225,6 +247,28 @@ def normalize(kind: str, x: Array, *, train: bool, name: str, dtype: Dtype = Non
     if kind == 'none':
         return x
     raise ConfigError(f'unknown normalization {kind!r}; choose one of {list(NORMS)}')
+
+
+def _conditional_norm(kind: str, x: Array, *, train: bool, name: str, dtype: Dtype,
+                      param_dtype: Dtype, axis_name: Optional[str], y: Optional[Array],
+                      num_classes: int) -> Array:
+    labels = _labels(y, num_classes, 'generator (conditional normalization)')
+    if kind == 'batch':
+        x = nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM,
+                         epsilon=BATCH_NORM_EPSILON, use_scale=False, use_bias=False, dtype=dtype,
+                         param_dtype=param_dtype, axis_name=axis_name if train else None,
+                         name=name)(x)
+    elif kind == 'layer':
+        x = nn.LayerNorm(reduction_axes=tuple(range(1, x.ndim)), feature_axes=-1, use_scale=False,
+                         use_bias=False, dtype=dtype, param_dtype=param_dtype, name=name)(x)
+    else:
+        raise ConfigError(f'unknown normalization {kind!r}; choose one of {list(NORMS)}')
+    channels = x.shape[-1]
+    embed = dict(embedding_init=nn.initializers.zeros, dtype=jnp.float32, param_dtype=param_dtype)
+    gain = nn.Embed(num_classes, channels, name=f'{name}_class_gain', **embed)(labels)
+    bias = nn.Embed(num_classes, channels, name=f'{name}_class_bias', **embed)(labels)
+    shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (channels,)
+    return x * (1.0 + gain).reshape(shape).astype(x.dtype) + bias.reshape(shape).astype(x.dtype)
 
 
 def output_activation(kind: str, x: Array) -> Array:
@@ -456,34 +500,58 @@ def check_latent(z: Array, latent_dim: int, where: str) -> None:
 
 
 def logit_head(x: Array, spectral_norm: bool, train: bool, param_dtype: Dtype,
-               y: Optional[Array] = None, num_classes: int = 0) -> Array:
-    """Final Dense(1) of a discriminator (inside a compact method), named 'logit'.
+               y: Optional[Array] = None, num_classes: int = 0,
+               head: str = 'logit') -> dict[str, Array]:
+    """The output layer of every discriminator (inside a compact method).
 
-    It runs in float32 whatever the model's dtype, so logits and losses keep full precision. A
-    class-conditional discriminator (``num_classes > 0``) adds the projection term
-    ``<embed(y), features>`` (Miyato & Koyama, "cGANs with Projection Discriminator", ICLR 2018,
-    https://arxiv.org/abs/1802.05637), the embedding named 'class_embed'.
+    It runs in float32 whatever the model's dtype, so logits and losses keep full precision. Heads:
+
+    - 'logit': Dense(1), named 'logit'.
+    - 'projection': Dense(1) plus ``<embed(y), features>`` (Miyato & Koyama, "cGANs with
+      Projection Discriminator", ICLR 2018, https://arxiv.org/abs/1802.05637), the embedding
+      named 'class_embed'.
+    - 'acgan': Dense(1) plus an auxiliary classifier Dense(K) named 'classifier' (Odena et al.,
+      "Conditional Image Synthesis with Auxiliary Classifier GANs", ICML 2017,
+      https://arxiv.org/abs/1610.09585).
+    - 'kplus1': Dense(K) named 'classifier', the K real classes of a K+1-class discriminator whose
+      fake class has its logit fixed at 0; the real-vs-fake logit is then
+      ``logsumexp(class_logits)`` (D(x) = Z / (Z + 1), Z = sum_k exp(l_k): Salimans et al.,
+      "Improved Techniques for Training GANs", NeurIPS 2016, https://arxiv.org/abs/1606.03498).
 
     Args:
       x: features ``[B, ...]`` (flattened here).
-      spectral_norm: spectrally normalize the Dense.
+      spectral_norm: spectrally normalize the Dense layers.
       train: update spectral-norm state.
       param_dtype: parameter dtype.
-      y: int labels ``[B]`` (needed when ``num_classes > 0``, ignored otherwise).
-      num_classes: 0 for an unconditional discriminator.
+      y: int labels ``[B]`` (read by the 'projection' head only).
+      num_classes: K, for every head but 'logit'.
+      head: one of :data:`D_HEADS`.
 
     Returns:
-      Float32 logits ``[B]``.
+      ``{'logit': float32 [B], 'features': float32 [B, F]}`` (the flattened input of this layer,
+      for feature matching), plus ``'class_logits'``: float32 ``[B, K]`` for the class heads.
     """
+    check_choice(head, D_HEADS, 'model.d_head')
+    if head != 'logit' and num_classes < 1:
+        raise ConfigError(f'the {head!r} discriminator head needs labelled data (num_classes > 0)')
     x = x.reshape(x.shape[0], -1).astype(jnp.float32)
+    out = {'features': x}
+    sn = dict(spectral_norm=spectral_norm, train=train, param_dtype=param_dtype)
+    if head in CLASS_HEADS:
+        classifier = nn.Dense(num_classes, dtype=jnp.float32, param_dtype=param_dtype,
+                              name='classifier')
+        out['class_logits'] = spectral(classifier, x, **sn)
+    if head == 'kplus1':
+        out['logit'] = jax.nn.logsumexp(out['class_logits'], axis=-1)
+        return out
     dense = nn.Dense(1, dtype=jnp.float32, param_dtype=param_dtype, name='logit')
-    logits = spectral(dense, x, spectral_norm=spectral_norm, train=train,
-                      param_dtype=param_dtype)[:, 0]
-    if num_classes:
+    logits = spectral(dense, x, **sn)[:, 0]
+    if head == 'projection':
         embed = nn.Embed(num_classes, x.shape[-1], dtype=jnp.float32, param_dtype=param_dtype,
                          name='class_embed')(_labels(y, num_classes, 'discriminator'))
         logits = logits + jnp.sum(embed * x, axis=-1)
-    return logits
+    out['logit'] = logits
+    return out
 
 
 def _labels(y: Optional[Array], num_classes: int, where: str) -> Array:
@@ -510,6 +578,32 @@ def condition_latent(z: Array, y: Optional[Array], num_classes: int) -> Array:
         return z
     one_hot = jax.nn.one_hot(_labels(y, num_classes, 'generator'), num_classes, dtype=z.dtype)
     return jnp.concatenate([z, one_hot], axis=-1)
+
+
+def generator_conditioning(num_classes: int, conditioning: str, norm: str) -> tuple[int, int]:
+    """Splits a conditional generator's classes between its latent input and its norm layers.
+
+    Args:
+      num_classes: the generator's classes (0 = unconditional).
+      conditioning: one of :data:`G_CONDITIONING`.
+      norm: the generator's normalization kind.
+
+    Returns:
+      ``(classes appended to z, classes of the norm layers)``: one of them is ``num_classes``,
+      the other 0 (both 0 for an unconditional generator).
+
+    Raises:
+      ConfigError: for an unknown `conditioning`, or 'norm' conditioning without a norm layer.
+    """
+    check_choice(conditioning, G_CONDITIONING, 'model.g_conditioning')
+    if not num_classes:
+        return 0, 0
+    if conditioning == 'concat':
+        return num_classes, 0
+    if norm == 'none':
+        raise ConfigError("model.g_conditioning='norm' needs normalization layers in G "
+                          "(model.g_norm='batch' or 'layer'); with g_norm='none' use 'concat'")
+    return 0, num_classes
 
 
 def num_elements(shape: Sequence[int]) -> int:

@@ -30,7 +30,9 @@ class MLPGenerator(nn.Module):
       output_activation: 'tanh' | 'none'.
       dtype: computation dtype (None: float32 by inference).
       param_dtype: parameter dtype.
-      num_classes: > 0 makes G class-conditional (one-hot label appended to z).
+      num_classes: > 0 makes G class-conditional, reading the label as `conditioning` says.
+      conditioning: 'norm' (class-conditional gain and bias in every normalization layer) or
+        'concat' (one-hot label appended to z); see :data:`ganjax.models.layers.G_CONDITIONING`.
       axis_name: pmap axis over which BatchNorm averages batch statistics (None under jit).
     """
 
@@ -44,6 +46,7 @@ class MLPGenerator(nn.Module):
     dtype: Any = None
     param_dtype: Any = jnp.float32
     num_classes: int = 0
+    conditioning: str = 'norm'
     axis_name: Optional[str] = None
 
     @nn.compact
@@ -63,14 +66,17 @@ class MLPGenerator(nn.Module):
         layers.check_latent(z, self.latent_dim, type(self).__name__)
         dtype = layers.resolve_dtype(self.dtype)
         param_dtype = layers.resolve_dtype(self.param_dtype, 'param_dtype')
-        x = layers.condition_latent(z, y, self.num_classes)
+        concat, norm_classes = layers.generator_conditioning(self.num_classes, self.conditioning,
+                                                              self.norm)
+        x = layers.condition_latent(z, y, concat)
         for i in range(self.num_layers):
             dense = nn.Dense(self.features, use_bias=layers.bias_before(self.norm), dtype=dtype,
                              param_dtype=param_dtype, name=f'dense{i}')
             x = layers.spectral(dense, x, spectral_norm=self.spectral_norm, train=train,
                                 param_dtype=param_dtype)
             x = layers.normalize(self.norm, x, train=train, name=f'norm{i}', dtype=dtype,
-                                 param_dtype=param_dtype, axis_name=self.axis_name)
+                                 param_dtype=param_dtype, axis_name=self.axis_name, y=y,
+                                 num_classes=norm_classes)
             x = nn.relu(x)
         out = nn.Dense(layers.num_elements(self.data_shape), dtype=dtype,
                        param_dtype=param_dtype, name='out')
@@ -93,7 +99,9 @@ class MLPDiscriminator(nn.Module):
       spectral_norm: spectrally normalize every Dense.
       dtype: computation dtype (None: inferred); the logit layer always runs in float32.
       param_dtype: parameter dtype.
-      num_classes: > 0 makes D class-conditional (projection discriminator).
+      num_classes: K, the classes of the 'projection', 'acgan' and 'kplus1' heads.
+      head: the output layer, one of :data:`ganjax.models.layers.D_HEADS`
+        (:func:`ganjax.models.layers.logit_head`).
       axis_name: pmap axis over which BatchNorm averages batch statistics (None under jit).
     """
 
@@ -104,6 +112,7 @@ class MLPDiscriminator(nn.Module):
     dtype: Any = None
     param_dtype: Any = jnp.float32
     num_classes: int = 0
+    head: str = 'logit'
     axis_name: Optional[str] = None
 
     @nn.compact
@@ -112,12 +121,12 @@ class MLPDiscriminator(nn.Module):
 
         Args:
           x: examples ``[B, ...]``.
-          y: int class labels ``[B]`` for a conditional (projection) discriminator; ignored by an
-            unconditional one.
+          y: int class labels ``[B]``, read by the 'projection' head only.
           train: update normalization / spectral-norm state.
 
         Returns:
-          Float32 logits ``[B]``.
+          ``{'logit': [B], 'features': [B, F], 'class_logits': [B, K] (class heads)}``, float32
+          (:func:`ganjax.models.layers.logit_head`).
         """
         dtype = layers.resolve_dtype(self.dtype)
         param_dtype = layers.resolve_dtype(self.param_dtype, 'param_dtype')
@@ -134,5 +143,6 @@ class MLPDiscriminator(nn.Module):
                 x = layers.normalize(self.norm, x, train=train, name=f'norm{i}', dtype=dtype,
                                      param_dtype=param_dtype, axis_name=self.axis_name)
             x = nn.leaky_relu(x, 0.2)
-        return layers.logit_head(x, self.spectral_norm, train, param_dtype, y, self.num_classes)
+        return layers.logit_head(x, self.spectral_norm, train, param_dtype, y, self.num_classes,
+                                 self.head)
 

@@ -49,7 +49,7 @@ def resnet_base_shape(spatial: tuple[int, ...], num_blocks: int) -> tuple[int, .
 
 
 class _Common(nn.Module):
-    """Fields shared by the residual blocks."""
+    """Fields shared by the residual blocks (`num_classes` > 0: class-conditional norms)."""
 
     features: int
     norm: str = 'batch'
@@ -57,6 +57,7 @@ class _Common(nn.Module):
     dtype: Any = None
     param_dtype: Any = jnp.float32
     axis_name: Optional[str] = None
+    num_classes: int = 0
 
     def _conv(self, x: Array, train: bool, kernel: int, name: str,
               init: layers.Initializer = RESIDUAL_INIT, features: int | None = None,
@@ -67,9 +68,10 @@ class _Common(nn.Module):
         return layers.spectral(conv, x, spectral_norm=self.spectral_norm, train=train,
                                param_dtype=self._param_dtype)
 
-    def _norm(self, x: Array, train: bool, name: str) -> Array:
+    def _norm(self, x: Array, train: bool, name: str, y: Optional[Array] = None) -> Array:
         return layers.normalize(self.norm, x, train=train, name=name, dtype=self._dtype,
-                                param_dtype=self._param_dtype, axis_name=self.axis_name)
+                                param_dtype=self._param_dtype, axis_name=self.axis_name, y=y,
+                                num_classes=self.num_classes)
 
     @property
     def _dtype(self) -> Any:
@@ -93,16 +95,17 @@ class GeneratorBlock(_Common):
     upsample: str = 'conv_d2s'
 
     @nn.compact
-    def __call__(self, x: Array, train: bool) -> Array:
-        """Args: x ``[B, *S, C]``; train: mode. Returns ``[B, *(2 S), features]``."""
+    def __call__(self, x: Array, train: bool, y: Optional[Array] = None) -> Array:
+        """Args: x ``[B, *S, C]``; train: mode; y: int labels ``[B]`` (conditional norms).
+        Returns ``[B, *(2 S), features]``."""
         # With BatchNorm every bias of a generator block only shifts channels by constants, which
         # travel along the shortcuts until the next BatchNorm removes them: they are left out.
         bias = layers.bias_before(self.norm)
-        h = nn.relu(self._norm(x, train, 'norm1'))
+        h = nn.relu(self._norm(x, train, 'norm1', y))
         h = layers.make_upsample(self.upsample, self.features, dtype=self._dtype,
                                  param_dtype=self._param_dtype, spectral_norm=self.spectral_norm,
                                  use_bias=bias, kernel_init=RESIDUAL_INIT, name='up')(h, train)
-        h = nn.relu(self._norm(h, train, 'norm2'))
+        h = nn.relu(self._norm(h, train, 'norm2', y))
         h = self._conv(h, train, 3, 'conv2', use_bias=bias)
         s = layers.nearest_upsample(
             self._conv(x, train, 1, 'shortcut', SHORTCUT_INIT, use_bias=bias), 2)
@@ -163,7 +166,9 @@ class ResNetGenerator(nn.Module):
       output_activation: 'tanh' | 'none'.
       dtype: computation dtype (None: inferred).
       param_dtype: parameter dtype.
-      num_classes: > 0 makes G class-conditional (one-hot label appended to z).
+      num_classes: > 0 makes G class-conditional, reading the label as `conditioning` says.
+      conditioning: 'norm' (class-conditional gain and bias in every normalization layer) or
+        'concat' (one-hot label appended to z); see :data:`ganjax.models.layers.G_CONDITIONING`.
       axis_name: pmap axis over which BatchNorm averages batch statistics (None under jit).
     """
 
@@ -178,6 +183,7 @@ class ResNetGenerator(nn.Module):
     dtype: Any = None
     param_dtype: Any = jnp.float32
     num_classes: int = 0
+    conditioning: str = 'norm'
     axis_name: Optional[str] = None
 
     @nn.compact
@@ -202,14 +208,18 @@ class ResNetGenerator(nn.Module):
         project = nn.Dense(layers.num_elements(base) * self.features,
                            use_bias=layers.bias_before(self.norm), dtype=dtype,
                            param_dtype=param_dtype, kernel_init=SHORTCUT_INIT, name='project')
-        x = layers.spectral(project, layers.condition_latent(z, y, self.num_classes), **sn)
+        concat, norm_classes = layers.generator_conditioning(self.num_classes, self.conditioning,
+                                                              self.norm)
+        x = layers.spectral(project, layers.condition_latent(z, y, concat), **sn)
         x = x.reshape(x.shape[0], *base, self.features)
         for i in range(self.num_blocks):
             x = GeneratorBlock(self.features, norm=self.norm, spectral_norm=self.spectral_norm,
                                dtype=dtype, param_dtype=param_dtype, upsample=self.upsample,
-                               axis_name=self.axis_name, name=f'block{i}')(x, train)
+                               axis_name=self.axis_name, num_classes=norm_classes,
+                               name=f'block{i}')(x, train, y)
         x = nn.relu(layers.normalize(self.norm, x, train=train, name='out_norm', dtype=dtype,
-                                     param_dtype=param_dtype, axis_name=self.axis_name))
+                                     param_dtype=param_dtype, axis_name=self.axis_name, y=y,
+                                     num_classes=norm_classes))
         out = nn.Conv(channels, (3,) * len(spatial), padding='SAME', dtype=dtype,
                       param_dtype=param_dtype, kernel_init=SHORTCUT_INIT, name='out')
         x = layers.spectral(out, x, **sn)
@@ -228,7 +238,9 @@ class ResNetDiscriminator(nn.Module):
       spectral_norm: spectrally normalize every conv / Dense (SNGAN: True).
       dtype: computation dtype (None: inferred); pooling and the logit layer run in float32.
       param_dtype: parameter dtype.
-      num_classes: > 0 makes D class-conditional (projection discriminator).
+      num_classes: K, the classes of the 'projection', 'acgan' and 'kplus1' heads.
+      head: the output layer, one of :data:`ganjax.models.layers.D_HEADS`
+        (:func:`ganjax.models.layers.logit_head`).
       axis_name: pmap axis over which BatchNorm averages batch statistics (None under jit).
     """
 
@@ -240,6 +252,7 @@ class ResNetDiscriminator(nn.Module):
     dtype: Any = None
     param_dtype: Any = jnp.float32
     num_classes: int = 0
+    head: str = 'logit'
     axis_name: Optional[str] = None
 
     @nn.compact
@@ -248,12 +261,12 @@ class ResNetDiscriminator(nn.Module):
 
         Args:
           x: examples ``[B, *spatial, channels]``, spatial sizes divisible by ``2**num_down``.
-          y: int class labels ``[B]`` for a conditional (projection) discriminator; ignored by an
-            unconditional one.
+          y: int class labels ``[B]``, read by the 'projection' head only.
           train: update normalization / spectral-norm state.
 
         Returns:
-          Float32 logits ``[B]``.
+          ``{'logit': [B], 'features': [B, F], 'class_logits': [B, K] (class heads)}``, float32
+          (:func:`ganjax.models.layers.logit_head`).
         """
         dtype = layers.resolve_dtype(self.dtype)
         param_dtype = layers.resolve_dtype(self.param_dtype, 'param_dtype')
@@ -272,4 +285,5 @@ class ResNetDiscriminator(nn.Module):
                                    **common)(x, train)
         x = nn.relu(x).astype(jnp.float32)
         x = jnp.sum(x, axis=tuple(range(1, x.ndim - 1)))
-        return layers.logit_head(x, self.spectral_norm, train, param_dtype, y, self.num_classes)
+        return layers.logit_head(x, self.spectral_norm, train, param_dtype, y, self.num_classes,
+                                 self.head)
