@@ -57,6 +57,20 @@ def _parser() -> argparse.ArgumentParser:
                                                                  'unset)')
     evaluate.add_argument('--best', action='store_true', help='evaluate the best checkpoint '
                                                               '(WORKDIR/best)')
+    classify = sub.add_parser(
+        'classify', help="classify and count examples with the class head of a run's "
+                         "discriminator (model.d_head 'acgan' or 'kplus1')")
+    classify.add_argument('--workdir', required=True)
+    classify.add_argument('--input', required=True,
+                          help='a folder of images (class subfolders named like the run\'s '
+                               'classes add accuracy), one image, or a .npy/.npz array of '
+                               'examples in the data\'s own units')
+    classify.add_argument('--out', required=True,
+                          help='predictions CSV; the per-class counts go to <name>_counts.csv')
+    classify.add_argument('--step', type=int, default=None, help='checkpoint step (latest if '
+                                                                 'unset)')
+    classify.add_argument('--best', action='store_true', help='use the best checkpoint')
+    classify.add_argument('--batch_size', type=int, default=256)
     features = sub.add_parser(
         'train-features', help='train the classifier whose features serve "classifier FID"')
     features.add_argument('--dataset', required=True, help='a data.name of ganjax.data.DATASETS')
@@ -260,6 +274,29 @@ def _sample(args, extra) -> None:
     print(f'[ganjax] wrote {args.num} samples from step {int(state.step)} to {args.out}')
 
 
+def _classify(args, extra) -> None:
+    if extra:
+        raise ConfigError(f'unrecognized arguments {extra}')
+    if args.batch_size <= 0:
+        raise ConfigError(f'--batch_size must be positive, got {args.batch_size}')
+    if not args.out.lower().endswith('.csv'):
+        raise ConfigError(f'--out {args.out}: give a .csv file name')
+    _check_can_write(os.path.dirname(os.path.abspath(args.out)), f'--out {args.out}')
+    _check_workdir(args.workdir, write=False, exist=True)
+    _check_checkpoint(args.workdir, args.step, args.best)
+    from ganjax import classify
+
+    result = classify.classify(args.workdir, args.input, args.out, step=args.step,
+                               best=args.best, batch_size=args.batch_size,
+                               log=lambda m: print(f'[ganjax] {m}', flush=True))
+    counts = ', '.join(f'{name}: {c}' for name, c in result['counts'].items())
+    print(f"[ganjax] classified {result['num']} examples with the discriminator of step "
+          f"{result['step']}; counts per predicted class: {counts}")
+    if result['accuracy'] is not None:
+        print(f"[ganjax] accuracy against the input's labels: {result['accuracy']:.4f}")
+    print(f"[ganjax] wrote {result['out']} and {result['counts_out']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ganjax` console command.
 
@@ -293,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, extra: list[str], hint: str) -> int:
     commands = {'train': _train, 'sample': _sample, 'train-features': _train_features,
-                'eval': _eval}
+                'eval': _eval, 'classify': _classify}
     try:
         commands[args.command](args, extra)
     except ConfigError as e:

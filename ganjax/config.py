@@ -247,7 +247,8 @@ _NON_NEGATIVE = ('optim.g_lr', 'optim.d_lr', 'loss.weight_clip', 'penalty.weight
                  'optim.grad_clip_norm', 'optim.weight_decay', 'data.prefetch',
                  'data.image_size', 'data.channels', 'parallel.num_devices',
                  'parallel.num_processes', 'parallel.fsdp_min_size', 'eval.every',
-                 'optim.schedule_steps', 'data.workers')
+                 'optim.schedule_steps', 'data.workers', 'loss.class_weight',
+                 'data.num_labels', 'data.label_seed', 'data.labelled_batch_size')
 # [0, 1): decay rates, where 1 would freeze an average and more would make it diverge.
 _UNIT_INTERVAL = {
     'optim.b1': "Adam's beta1, SGD's momentum",

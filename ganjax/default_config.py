@@ -38,9 +38,16 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.d_spectral_norm = False
     config.model.output_activation = 'tanh'  # tanh | none (G's last layer)
     config.model.param_dtype = 'float32'  # storage dtype of parameters (see `precision`)
-    # Class-conditional G and D (G: one-hot label appended to z; D: projection term) over the
-    # dataset's classes; needs labelled data.
+    # Class-conditional G and D over the dataset's classes; needs labelled data.
     config.model.conditional = False
+    # How a conditional G reads its label: norm (per-class gain and bias of every BatchNorm /
+    # LayerNorm, gain = 1 + embedding) | concat (one-hot label appended to z).
+    config.model.g_conditioning = 'norm'
+    # D's output layer: auto (projection when conditional, else logit) | logit | projection
+    # (Miyato & Koyama 2018) | acgan (adds a K-class auxiliary classifier, Odena et al. 2017;
+    # conditional) | kplus1 (K real classes + fake, Salimans et al. 2016; G unconditional,
+    # semi-supervised with data.num_labels).
+    config.model.d_head = 'auto'
 
     config.data = ml_collections.ConfigDict()
     config.data.name = 'mnist_5k'  # ganjax.data.DATASETS: mnist_5k|tfds|image_folder|csv|ring8|grid25
@@ -52,6 +59,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.channels = 0  # 0 = native; 1 or 3 converts grayscale <-> RGB
     config.data.eval_fraction = 0.1  # held out when a dataset has no evaluation split
     config.data.split_seed = 0  # seed of that train/eval split
+    # Semi-supervised training (model.d_head='kplus1'): keep the labels of num_labels training
+    # examples (0 = all), balanced over classes and chosen by label_seed; the rest are used
+    # unlabelled. Each D update then also reads labelled_batch_size examples drawn from the
+    # labelled ones (as Salimans et al. do), beside data.batch_size examples of the whole split.
+    config.data.num_labels = 0
+    config.data.label_seed = 0
+    config.data.labelled_batch_size = 0
     config.data.batch_size = 64  # global batch size of each D and G update
     config.data.prefetch = 2  # batches prepared ahead on a background thread (0 = none)
     # How the host pipeline reads ahead: thread (one thread; fastest for in-memory sources on a
@@ -68,6 +82,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.loss = ml_collections.ConfigDict()
     config.loss.name = 'non_saturating'  # ganjax.losses.LOSSES
     config.loss.weight_clip = 0.0  # > 0: clip D's weights to [-c, c] after each update (WGAN: 0.01)
+    # Weight of the class cross-entropy of the acgan and kplus1 heads (ACGAN's L_C; the
+    # supervised term of the K+1 discriminator).
+    config.loss.class_weight = 1.0
+    # G minimises ||mean f(real) - mean f(fake)||^2 over D's last features instead of its
+    # adversarial loss (feature matching, Salimans et al. 2016; their semi-supervised setup).
+    config.loss.feature_matching = False
 
     config.penalty = ml_collections.ConfigDict()
     config.penalty.name = 'none'  # ganjax.penalties.PENALTIES

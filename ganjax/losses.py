@@ -221,17 +221,23 @@ LOSSES: dict[str, LossFn] = {
 }
 
 #: The step's objective: (D's outputs on reals, on fakes, labels of reals, labels of fakes,
-#: hyperparameters) -> (d_loss, g_loss, aux). D's outputs are its logits [B] (a pytree for
-#: discriminators with more heads); labels are int [B] or None.
+#: hyperparameters) -> (d_loss, g_loss, aux). D's outputs are the dicts of
+#: `ganjax.models.layers.logit_head` ({'logit': [B], 'features': [B, F], 'class_logits': [B, K]
+#: for the class heads}); labels are int [B] (-1 = unlabelled) or None.
 ObjectiveFn = Callable[..., LossOutput]
+
+
+def _logit(out) -> jax.Array:
+    # Plain logits are accepted too, so that a loss can be tried on a bare array.
+    return out['logit'] if isinstance(out, dict) else out
 
 
 def adversarial_objective(loss_fns: tuple[LossFn, ...]) -> ObjectiveFn:
     """The objective of an unconditional or projection-conditional GAN: an adversarial loss of
     D's logits.
 
-    Objectives whose terms read labels and further heads of D (auxiliary classifier, K+1 classes)
-    take the same arguments, so the step calls every objective the same way.
+    Objectives whose terms read labels and further heads of D (`class_objective`) take the same
+    arguments, so the step calls every objective the same way.
 
     Args:
       loss_fns: entries of `LOSSES`; with several, `hparams['loss_index']` chooses one per call
@@ -247,10 +253,110 @@ def adversarial_objective(loss_fns: tuple[LossFn, ...]) -> ObjectiveFn:
 
     def objective(real_out, fake_out, real_labels, fake_labels, hparams) -> LossOutput:
         del real_labels, fake_labels
+        real, fake = _logit(real_out), _logit(fake_out)
         if len(loss_fns) == 1:
-            return loss_fns[0](real_out, fake_out)
+            return loss_fns[0](real, fake)
         # Every loss returns the same structure (AUX_KEYS), so one index chooses.
-        return lax.switch(hparams['loss_index'], loss_fns, real_out, fake_out)
+        return lax.switch(hparams['loss_index'], loss_fns, real, fake)
+
+    return objective
+
+
+def class_cross_entropy(class_logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean cross-entropy of K-class logits over the examples that have a label.
+
+    Args:
+      class_logits: float [B, K].
+      labels: int [B]; -1 marks an unlabelled example, which adds nothing.
+
+    Returns:
+      float32 scalar (0 when no example is labelled).
+    """
+    logits = jnp.asarray(class_logits, jnp.float32)
+    labels = jnp.asarray(labels, jnp.int32)
+    known = labels >= 0
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    nll = -jnp.take_along_axis(log_p, jnp.maximum(labels, 0)[:, None], axis=-1)[:, 0]
+    return jnp.sum(jnp.where(known, nll, 0.0)) / jnp.maximum(jnp.sum(known), 1)
+
+
+def feature_matching(real_features: jax.Array, fake_features: jax.Array) -> jax.Array:
+    """Feature matching: ||E f(x) - E f(G(z))||^2 over D's last hidden features.
+
+    Args:
+      real_features: float [B, F] (no gradient reaches G through them).
+      fake_features: float [B', F].
+
+    Returns:
+      float32 scalar.
+
+    References:
+      Salimans et al., "Improved Techniques for Training GANs", NeurIPS 2016, section 3.1.
+      https://arxiv.org/abs/1606.03498
+    """
+    real = lax.stop_gradient(jnp.mean(jnp.asarray(real_features, jnp.float32), axis=0))
+    fake = jnp.mean(jnp.asarray(fake_features, jnp.float32), axis=0)
+    return jnp.sum(jnp.square(real - fake))
+
+
+#: Objectives by D head: what each adds to the adversarial loss.
+CLASS_OBJECTIVES = ('logit', 'projection', 'acgan', 'kplus1')
+
+
+def class_objective(adversarial: ObjectiveFn, head: str, *, feature_matching_g: bool = False,
+                    labelled_rows: int = 0) -> ObjectiveFn:
+    """The objective of a discriminator head (`ganjax.models.layers.logit_head`).
+
+    - 'logit', 'projection': the adversarial loss alone.
+    - 'acgan' (Odena et al. 2017, https://arxiv.org/abs/1610.09585): D and G both maximise the
+      log-likelihood of the right class, L_C = log P(c | x_real) + log P(c | x_fake): D adds
+      `class_weight` x (CE on reals + CE on fakes), G adds `class_weight` x CE on its fakes.
+    - 'kplus1' (Salimans et al. 2016, https://arxiv.org/abs/1606.03498): the real-vs-fake logit is
+      logsumexp of the K class logits; D adds `class_weight` x the cross-entropy of the labelled
+      reals over the K real classes (unlabelled reals carry label -1 and add nothing).
+
+    With `labelled_rows` = L > 0, the last L rows of every real batch are the labelled stream
+    (`data.labelled_batch_size`): they train the classes, while only the rows before them enter
+    the adversarial loss (and feature matching), so the few labelled examples do not outweigh the
+    rest of the data as reals. With `feature_matching_g`, G's loss is `feature_matching` of D's
+    features on reals and fakes instead of its adversarial loss.
+
+    Args:
+      adversarial: from `adversarial_objective`.
+      head: one of `CLASS_OBJECTIVES`.
+      feature_matching_g: G minimises feature matching.
+      labelled_rows: static size of the labelled stream at the end of the real batch.
+
+    Returns:
+      An `ObjectiveFn`; its aux adds 'd_class' and 'g_class' (the cross-entropies, 0 where a
+      head has none) and 'g_feature_matching' when used.
+    """
+    lookup({h: h for h in CLASS_OBJECTIVES}, head, 'model.d_head')
+    zero = lambda: jnp.zeros((), jnp.float32)
+
+    def unlabelled(out):
+        if not labelled_rows:
+            return out
+        return jax.tree.map(lambda a: a[:-labelled_rows], out)
+
+    def objective(real_out, fake_out, real_labels, fake_labels, hparams) -> LossOutput:
+        real_adv = unlabelled(real_out)
+        d_loss, g_loss, aux = adversarial(real_adv, fake_out, None, None, hparams)
+        aux = dict(aux)
+        weight = hparams['class_weight']
+        d_class, g_class = zero(), zero()
+        if head == 'acgan':
+            d_class = (class_cross_entropy(real_out['class_logits'], real_labels)
+                       + class_cross_entropy(fake_out['class_logits'], fake_labels))
+            g_class = class_cross_entropy(fake_out['class_logits'], fake_labels)
+        elif head == 'kplus1':
+            d_class = class_cross_entropy(real_out['class_logits'], real_labels)
+        if feature_matching_g:
+            fm = feature_matching(real_adv['features'], fake_out['features'])
+            aux['g_feature_matching'] = fm
+            g_loss = fm
+        aux['d_class'], aux['g_class'] = d_class, g_class
+        return d_loss + weight * d_class, g_loss + weight * g_class, aux
 
     return objective
 

@@ -209,6 +209,10 @@ class Parallel:
                 f'data.batch_size={batch} does not divide over the {n} devices of the mesh '
                 f'(data={n // fsdp} x fsdp={fsdp}); use a multiple of {n} such as '
                 f'{" or ".join(map(str, near))}, or fewer devices (parallel.num_devices)')
+        labelled = int(config.data.get('labelled_batch_size', 0))
+        if labelled % n:
+            raise ConfigError(f'data.labelled_batch_size={labelled} does not divide over the {n} '
+                              f'devices of the mesh; use a multiple of {n}')
         self.num_devices = n
         self.fsdp = fsdp
         self.fsdp_min_size = int(p.fsdp_min_size)

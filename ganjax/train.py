@@ -152,6 +152,7 @@ class _Trainer:
             run_dir.write_json_atomic(os.path.join(self.workdir, 'run_info.json'), {
                 'data_shape': list(self.data_shape), 'dataset': self.source.description,
                 'num_classes': int(self.source.num_classes),
+                'class_names': [str(n) for n in getattr(self.source, 'class_names', ())],
                 'num_train_examples': len(self.source), 'jax_version': jax.__version__,
                 'scaling': self.source.scaling.to_json(),
                 'layout': self.par.describe(), 'process_count': jax.process_count(),
@@ -243,9 +244,9 @@ class _Trainer:
     def _batches(self, iterator, count: int, data_on_device):
         """The arguments after the state for `count` steps (one call): the batch dict as the
         source gives it ({'x', 'label', ...}), each array [(count,) n_critic, batch, ...]."""
-        n_critic, b = self.config.train.n_critic, self.config.data.batch_size
+        n_critic = self.config.train.n_critic
         if data_on_device is not None:
-            idx = np.stack([iterator.next_global_indices().reshape(n_critic, b).astype(np.int32)
+            idx = np.stack([iterator.next_global_indices().reshape(n_critic, -1).astype(np.int32)
                             for _ in range(count)])
             return data_on_device, self.par.put_indices(idx[0] if count == 1 else idx)
         batches = [next(iterator) for _ in range(count)]
@@ -280,6 +281,8 @@ class _Trainer:
             self.source, batch_size * n_critic, seed=cfg.seed, position=position,
             process_index=jax.process_index(), process_count=jax.process_count(),
             prefetch=0 if self.on_device else cfg.data.prefetch, groups=n_critic,
+            labelled=getattr(self.source, 'labelled', None),
+            labelled_batch_size=self.gan.labelled_rows,
             **({} if self.on_device or not cfg.data.prefetch else dict(
                 pipeline=cfg.data.pipeline, workers=cfg.data.workers, threads=cfg.data.threads)))
         data_on_device = None

@@ -19,6 +19,7 @@ from ml_collections import ConfigDict
 from ganjax import losses, models, optim, penalties
 from ganjax.data.scaling import Scaling
 from ganjax.errors import ConfigError, lookup
+from ganjax.models.layers import CLASS_HEADS
 from ganjax.state import GANState
 
 Batch = dict[str, jax.Array]
@@ -41,7 +42,8 @@ class GANDef:
 
     Attributes:
       generator: Linen module, (z [B, latent_dim], y [B] or None) -> x [B, *data_shape].
-      discriminator: Linen module, (x [B, *data_shape], y [B] or None) -> logits [B].
+      discriminator: Linen module, (x [B, *data_shape], y [B] or None) -> {'logit': [B],
+        'features': [B, F], 'class_logits': [B, K] for the class heads}.
       g_tx: generator optimizer (hyperparameters injected, see `ganjax.optim`).
       d_tx: discriminator optimizer.
       objective: (D's outputs on reals and fakes, their labels, hparams) -> (d_loss, g_loss,
@@ -51,12 +53,16 @@ class GANDef:
       penalty_fn: one of `ganjax.penalties.PENALTIES`.
       latent_dim: size of z.
       data_shape: shape of one example.
-      num_classes: classes of a class-conditional pair (0 = unconditional).
+      num_classes: classes of a class-conditional generator (0 = unconditional).
       weight_clip: whether D's weights are clipped after each update (WGAN); the bound itself is
         `hparams['weight_clip']`.
       ema_warmup: ramp the EMA decay up early in the run.
       scaling: how the data's stored values map to the model's range (the source's
         `ganjax.data.Scaling`); None accepts only float batches already in the model's range.
+      d_head: D's output layer (`ganjax.models.layers.D_HEADS`).
+      d_classes: classes of D's projection or class head (0 = none).
+      labelled_rows: rows at the end of each real batch that come from the labelled stream
+        (`data.labelled_batch_size`, semi-supervised 'kplus1' runs); 0 = none.
     """
 
     generator: nn.Module
@@ -72,6 +78,23 @@ class GANDef:
     weight_clip: bool = False
     ema_warmup: bool = True
     scaling: Scaling | None = None
+    d_head: str = 'logit'
+    d_classes: int = 0
+    labelled_rows: int = 0
+
+
+def _check_labels_config(config: ConfigDict, head: str) -> int:
+    # Partial labels only make sense to a discriminator that learns classes from them.
+    num_labels = int(config.data.num_labels)
+    rows = int(config.data.labelled_batch_size)
+    if head != 'kplus1' and (num_labels or rows):
+        raise ConfigError(f'data.num_labels={num_labels} and data.labelled_batch_size={rows} '
+                          "are for semi-supervised training: set model.d_head='kplus1' (or "
+                          'leave them 0)')
+    if rows and config.parallel.strategy == 'pmap':
+        raise ConfigError('data.labelled_batch_size > 0 needs parallel.strategy="jit" (the '
+                          'labelled rows sit at the end of each global batch)')
+    return rows
 
 
 def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int = 0, *,
@@ -93,30 +116,47 @@ def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int 
       The GANDef.
 
     Raises:
-      ConfigError: for an unknown name, a model that cannot produce `data_shape`, or a
-        conditional model without labelled data.
+      ConfigError: for an unknown name, a model that cannot produce `data_shape`, a
+        conditional model or class head without labelled data, or a head and conditioning that
+        do not fit together.
     """
     data_shape = tuple(int(d) for d in data_shape)
     model_cfg = config.model.to_dict()
     model_cfg['dtype'] = lookup(PRECISIONS, config.precision, 'precision')
+    head = config.model.d_head
+    if head == 'auto':
+        head = 'projection' if config.model.conditional else 'logit'
+    if config.model.conditional and head == 'kplus1':
+        raise ConfigError("model.d_head='kplus1' trains an unconditional G beside a K+1-class D: "
+                          'set model.conditional=False (or use the acgan head)')
+    if head in ('projection', 'acgan') and not config.model.conditional:
+        raise ConfigError(f'model.d_head={head!r} is a class-conditional head: set '
+                          'model.conditional=True')
     classes = 0
-    if config.model.conditional:
+    if config.model.conditional or head == 'kplus1':
         if num_classes < 1:
-            raise ConfigError('model.conditional=True needs labelled data, but the dataset has '
-                              'no classes (num_classes=0)')
+            what = 'model.conditional=True' if config.model.conditional else \
+                "model.d_head='kplus1'"
+            raise ConfigError(f'{what} needs labelled data, but the dataset has no classes '
+                              '(num_classes=0)')
         classes = int(num_classes)
+    model_cfg['d_head'] = head
+    rows = _check_labels_config(config, head)
+    g_classes, d_classes, head = models.class_split(head, classes)
     g, d = models.build_models(model_cfg, data_shape, classes)
     g_tx, d_tx = optim.make_optimizers(config)
     names = tuple(loss_names) if loss_names else (config.loss.name,)
     if config.loss.name not in names:
         raise ConfigError(f'loss.name={config.loss.name!r} is not among the losses {names}')
-    return GANDef(generator=g, discriminator=d, g_tx=g_tx, d_tx=d_tx,
-                  objective=losses.adversarial_objective(
-                      tuple(losses.get_loss(n) for n in names)), loss_names=names,
-                  penalty_fn=penalties.get_penalty(config.penalty.name),
+    objective = losses.class_objective(
+        losses.adversarial_objective(tuple(losses.get_loss(n) for n in names)), head,
+        feature_matching_g=bool(config.loss.feature_matching), labelled_rows=rows)
+    return GANDef(generator=g, discriminator=d, g_tx=g_tx, d_tx=d_tx, objective=objective,
+                  loss_names=names, penalty_fn=penalties.get_penalty(config.penalty.name),
                   latent_dim=int(config.model.latent_dim), data_shape=data_shape,
-                  num_classes=classes, weight_clip=float(config.loss.weight_clip) > 0,
-                  ema_warmup=bool(config.ema.warmup), scaling=scaling)
+                  num_classes=g_classes, weight_clip=float(config.loss.weight_clip) > 0,
+                  ema_warmup=bool(config.ema.warmup), scaling=scaling, d_head=head,
+                  d_classes=d_classes, labelled_rows=rows)
 
 
 def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]:
@@ -124,7 +164,7 @@ def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]
 
     Everything a sweep may vary without changing the program's shape: the learning rates, the
     optimizer's betas, eps and weight decay, the penalty weight, the weight-clipping bound, the
-    EMA decay, and the index of the loss in `gan.loss_names`.
+    EMA decay, the class-loss weight, and the index of the loss in `gan.loss_names`.
 
     Args:
       config: the run (or population member) config.
@@ -138,7 +178,8 @@ def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]
               'b2': g['b2'], 'eps': g['eps'], 'weight_decay': g['weight_decay'],
               'penalty_weight': float(config.penalty.weight),
               'weight_clip': float(config.loss.weight_clip),
-              'ema_decay': float(config.ema.decay)}
+              'ema_decay': float(config.ema.decay),
+              'class_weight': float(config.loss.class_weight)}
     hparams = {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
     hparams['loss_index'] = jnp.asarray(gan.loss_names.index(config.loss.name), jnp.int32)
     return hparams
@@ -171,9 +212,11 @@ def create_state(config: ConfigDict, gan: GANDef, rng: jax.Array | None = None) 
     k_g, k_d, k_run = jax.random.split(rng, 3)
     z = jnp.zeros((2, gan.latent_dim), jnp.float32)
     x = jnp.zeros((2,) + gan.data_shape, jnp.float32)
-    y = jnp.zeros((2,), jnp.int32) if gan.num_classes else None
-    g_params, g_state = _split_variables(gan.generator.init(k_g, z, y, train=False))
-    d_params, d_state = _split_variables(gan.discriminator.init(k_d, x, y, train=False))
+    y = jnp.zeros((2,), jnp.int32)
+    g_params, g_state = _split_variables(gan.generator.init(
+        k_g, z, y if gan.num_classes else None, train=False))
+    d_params, d_state = _split_variables(gan.discriminator.init(
+        k_d, x, y if gan.d_classes else None, train=False))
     hparams = hparams_from_config(config, gan)
     return GANState(
         step=jnp.zeros((), jnp.int32),
@@ -286,10 +329,13 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
     Returns:
       `step(state, batch) -> (state, metrics)`. `batch['x']` has shape
       [n_critic, B, *data_shape] (stored data; B is the per-device batch under pmap) and
-      `batch['label']`, when present, int [n_critic, B] (required by a conditional GAN). Other
-      keys are carried along unread. `metrics` are float32 scalars: d_loss, d_real, d_fake (the
-      loss terms), penalty, d_grad_norm, d_acc_real, d_acc_fake (averaged over the n_critic D
-      updates), g_loss, g_real, g_fake, g_grad_norm.
+      `batch['label']`, when present, int [n_critic, B] (required when D has classes; -1 marks
+      an unlabelled example). With a labelled stream (`gan.labelled_rows` = L), the last L of the
+      B rows are labelled examples and fakes are drawn for the other B - L. Other keys are
+      carried along unread. `metrics` are float32 scalars: d_loss, d_real, d_fake (the loss
+      terms), penalty, d_grad_norm, d_acc_real, d_acc_fake (averaged over the n_critic D
+      updates), g_loss, g_real, g_fake, g_grad_norm; d_class (the class cross-entropy of the
+      acgan and kplus1 heads), g_class (acgan), g_feature_matching (loss.feature_matching).
     """
     n_critic = int(config.train.n_critic)
     if n_critic < 1:
@@ -304,6 +350,10 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         G, D = G.clone(axis_name=axis_name), D.clone(axis_name=axis_name)
     constrain = constrain or (lambda v: v)
     conditional = gan.num_classes > 0
+    # Labels reach D (projection) or the objective (class heads) whenever D has classes.
+    labelled = gan.d_classes > 0
+    if gan.labelled_rows and axis_name is not None:
+        raise ConfigError('a labelled stream (data.labelled_batch_size) needs the jit path')
 
     if axis_name is None:
         gather = mean = lambda v: v
@@ -334,7 +384,8 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
     def discriminate(params, collections, x, y, rng):
         """The one place D sees data in training (real, fake or interpolated batches).
 
-        `rng` is the per-call key from which augmentations of D's input (DiffAugment) draw.
+        Returns D's output dict and its updated collections. `rng` is the per-call key from which
+        augmentations of D's input (DiffAugment) draw.
         """
         del rng
         return apply_module(D, params, collections, x, train=True, y=y)
@@ -348,9 +399,10 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
                 f"batch['x'] has shape {x_all.shape}; the step expects "
                 f'[n_critic={n_critic}, batch, *{gan.data_shape}]')
         y_all = batch.get('label')
-        if conditional:
+        if labelled:
             if y_all is None:
-                raise ConfigError("a conditional GAN (model.conditional) needs batch['label']")
+                raise ConfigError(f"a GAN whose D has classes (model.d_head={gan.d_head!r}) "
+                                  "needs batch['label']")
             if y_all.shape != x_all.shape[:2]:
                 raise ConfigError(f"batch['label'] has shape {y_all.shape}; the step expects "
                                   f'{x_all.shape[:2]} (n_critic, batch)')
@@ -358,7 +410,12 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         else:
             y_all = None  # an unconditional GAN ignores labels
         hp = state.hparams
-        b = x_all.shape[1]
+        # The labelled stream's rows (semi-supervised runs) are reals but not part of the batch
+        # that fakes are drawn for.
+        b = x_all.shape[1] - gan.labelled_rows
+        if b < 1:
+            raise ConfigError(f"batch['x'] has {x_all.shape[1]} rows per D update, not more than "
+                              f'the {gan.labelled_rows} rows of the labelled stream')
         key = jax.random.fold_in(state.rng, state.step)
         k_d, k_g = jax.random.split(key)
 
@@ -373,12 +430,13 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
             fake = lax.stop_gradient(fake)
 
             def d_loss_fn(params):
-                real_logits, cols = discriminate(params, d_state, x_real, y_real, k_real)
-                fake_logits, cols = discriminate(params, cols, fake, y_fake, k_fake)
-                real_logits, fake_logits = gather(real_logits), gather(fake_logits)
-                d_loss, _, aux = gan.objective(real_logits, fake_logits, gather(y_real),
+                real_out, cols = discriminate(params, d_state, x_real, y_real, k_real)
+                fake_out, cols = discriminate(params, cols, fake, y_fake, k_fake)
+                real_out, fake_out = gather(real_out), gather(fake_out)
+                d_loss, _, aux = gan.objective(real_out, fake_out, gather(y_real),
                                                gather(y_fake), hp)
-                d_fn = lambda v: discriminate(params, cols, v, y_real, k_pen_d)[0]
+                real_logits, fake_logits = real_out['logit'], fake_out['logit']
+                d_fn = lambda v: discriminate(params, cols, v, y_real, k_pen_d)[0]['logit']
                 # Under pmap the penalty is this device's mean; the gradient mean completes it.
                 # Its random interpolation (WGAN-GP, DRAGAN) is drawn per device, so those two
                 # match the one-device step in distribution, not bit for bit.
@@ -386,6 +444,7 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
                     gan.penalty_fn, hp['penalty_weight'], pen_interval,
                     state.step * n_critic + i, d_fn, x_real, fake, k_pen)
                 out = {'d_loss': d_loss, 'd_real': aux['d_real'], 'd_fake': aux['d_fake'],
+                       **({'d_class': aux['d_class']} if gan.d_head in CLASS_HEADS else {}),
                        'penalty': mean(pen),
                        'd_acc_real': jnp.mean((real_logits > 0).astype(jnp.float32)),
                        'd_acc_fake': jnp.mean((fake_logits < 0).astype(jnp.float32))}
@@ -412,18 +471,20 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         z, y_fake = latent(k_g, b)
         k_real, k_fake = jax.random.split(jax.random.fold_in(k_g, _AUGMENT_SALT))
         x_real = x_all[-1]
-        y_real = y_all[-1] if conditional else None
+        y_real = y_all[-1] if labelled else None
 
         def g_loss_fn(params):
             fake, g_cols = generate(params, state.g_state, z, y_fake)
             # D's statistics from the G update are discarded: D was updated above.
-            fake_logits, _ = discriminate(d_params, d_state, fake, y_fake, k_fake)
-            # Only the relativistic losses read real logits in G's loss; for the others XLA
-            # removes this forward pass as dead code.
-            real_logits, _ = discriminate(d_params, d_state, x_real, y_real, k_real)
-            _, g_loss, aux = gan.objective(gather(real_logits), gather(fake_logits),
+            fake_out, _ = discriminate(d_params, d_state, fake, y_fake, k_fake)
+            # Only the relativistic losses and feature matching read reals in G's loss; for the
+            # others XLA removes this forward pass as dead code.
+            real_out, _ = discriminate(d_params, d_state, x_real, y_real, k_real)
+            _, g_loss, aux = gan.objective(gather(real_out), gather(fake_out),
                                            gather(y_real), gather(y_fake), hp)
-            return g_loss, (g_cols, {'g_real': aux['g_real'], 'g_fake': aux['g_fake']})
+            keys = ('g_real', 'g_fake') + (('g_class',) if gan.d_head == 'acgan' else ()) + \
+                tuple(k for k in ('g_feature_matching',) if k in aux)
+            return g_loss, (g_cols, {k: aux[k] for k in keys})
 
         (g_loss, (g_state, g_extra)), g_grads = jax.value_and_grad(
             g_loss_fn, has_aux=True)(state.g_params)
@@ -487,3 +548,31 @@ def make_generate_fn(gan: GANDef) -> Callable[..., jax.Array]:
         return apply_module(gan.generator, params, g_state, z, train=False, y=y)[0]
 
     return generate
+
+
+def make_classify_fn(gan: GANDef) -> Callable[..., jax.Array]:
+    """Returns `classify(d_params, d_state, x) -> probabilities [B, K]` of D's class head.
+
+    The K real classes of an 'acgan' or 'kplus1' discriminator (for 'kplus1', the class
+    distribution given that the example is real: the softmax of the K logits), D in inference
+    mode (running statistics).
+
+    Args:
+      gan: from `build_gan`, with a class head.
+
+    Returns:
+      A pure function of D's parameters, its other collections and a batch of stored data
+      (scaled by `to_model` inside).
+
+    Raises:
+      ConfigError: if D has no class head.
+    """
+    if gan.d_head not in CLASS_HEADS:
+        raise ConfigError(f"this run's discriminator has no class head (model.d_head="
+                          f"{gan.d_head!r}); classify needs 'acgan' or 'kplus1'")
+
+    def classify(d_params, d_state, x):
+        out, _ = apply_module(gan.discriminator, d_params, d_state, to_model(gan, x), train=False)
+        return jax.nn.softmax(out['class_logits'], axis=-1)
+
+    return classify

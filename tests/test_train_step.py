@@ -145,15 +145,16 @@ def test_step_matches_an_independent_reference():
     fake = G.apply({'params': state.g_params}, z_d, train=True)
 
     def d_loss(p):  # non-saturating, written out
-        r = D.apply({'params': p}, x, train=True)
-        f = D.apply({'params': p}, fake, train=True)
+        r = D.apply({'params': p}, x, train=True)['logit']
+        f = D.apply({'params': p}, fake, train=True)['logit']
         return jnp.mean(jnp.log1p(jnp.exp(-r))) + jnp.mean(jnp.log1p(jnp.exp(f)))
 
     d_grads = jax.grad(d_loss)(state.d_params)
     d_params = jax.tree.map(lambda p, g: p - 0.05 * g, state.d_params, d_grads)
 
     def g_loss(p):
-        f = D.apply({'params': d_params}, G.apply({'params': p}, z_g, train=True), train=True)
+        f = D.apply({'params': d_params}, G.apply({'params': p}, z_g, train=True),
+                    train=True)['logit']
         return jnp.mean(jnp.log1p(jnp.exp(-f)))
 
     g_grads = jax.grad(g_loss)(state.g_params)
@@ -251,12 +252,15 @@ def test_labels_reach_a_conditional_gan():
     assert _changed(a.d_params, b.d_params)
     x = jax.random.normal(jax.random.PRNGKey(3), (4,) + VECTOR)
     logits = [apply_module(gan.discriminator, state.d_params, state.d_state, x, train=False,
-                           y=jnp.full((4,), k))[0] for k in range(3)]
+                           y=jnp.full((4,), k))[0]['logit'] for k in range(3)]
     assert not np.allclose(logits[0], logits[1])
     z = jnp.ones((2, gan.latent_dim))
     generate = make_generate_fn(gan)
-    x0 = generate(state.g_params, state.g_state, z, jnp.array([0, 0]))
-    x2 = generate(state.g_params, state.g_state, z, jnp.array([2, 2]))
+    # Conditional BatchNorm starts as the plain one (class gains 1 + 0, biases 0), so G reads
+    # the class only once a step has moved the class embeddings.
+    x0, x2 = (generate(state.g_params, state.g_state, z, jnp.array([k, k])) for k in (0, 2))
+    np.testing.assert_array_equal(x0, x2)
+    x0, x2 = (generate(a.g_params, a.g_state, z, jnp.array([k, k])) for k in (0, 2))
     assert not np.allclose(x0, x2)
     with pytest.raises(ConfigError, match=r"needs batch\['label'\]"):
         make_train_step(config, gan)(state, {'x': batch['x']})

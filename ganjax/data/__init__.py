@@ -16,6 +16,7 @@ from typing import Any, Callable
 from ganjax.data.embedded import build_mnist_5k
 from ganjax.data.image_folder import build_image_folder
 from ganjax.data.iterator import BatchIterator
+from ganjax.data.labels import PartialLabels, with_partial_labels
 from ganjax.data.scaling import Scaling
 from ganjax.data.source import ArraySource, DataSpec, Source, config_value, data_spec
 from ganjax.data.tabular import build_csv
@@ -48,10 +49,15 @@ def build_source(data_config: Any, split: str) -> Source:
         DataError: for missing, empty or corrupt data.
     """
     name = config_value(data_config, 'name', 'mnist_5k')
-    return lookup(DATASETS, name, 'data.name')(data_config, split)
+    source = lookup(DATASETS, name, 'data.name')(data_config, split)
+    if split == 'train':
+        # Semi-supervised runs see only data.num_labels of the training labels.
+        source = with_partial_labels(source, data_config)
+    return source
 
 
 __all__ = [
-    'ArraySource', 'BatchIterator', 'DATASETS', 'DataSpec', 'Scaling', 'Source', 'build_source',
+    'ArraySource', 'BatchIterator', 'DATASETS', 'DataSpec', 'PartialLabels', 'Scaling', 'Source',
+    'build_source',
     'data_spec',
 ]

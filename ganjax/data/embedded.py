@@ -83,4 +83,5 @@ def build_mnist_5k(config: Any, split: str) -> source_lib.ArraySource:
                                      what='mnist_5k')
     x = transforms.fit_images(images[idx], image_size, channels)
     return source_lib.ArraySource(x, labels[idx], num_classes=_CLASSES, name=f'mnist_5k {split}',
-                                  scaling=Scaling.image(8))
+                                  scaling=Scaling.image(8),
+                                  class_names=tuple(str(d) for d in range(_CLASSES)))

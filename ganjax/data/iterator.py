@@ -51,14 +51,17 @@ class _BatchPlan:
     """
 
     def __init__(self, source: Source, batch_size: int, seed: int, process_index: int,
-                 process_count: int, groups: int = 1):
+                 process_count: int, groups: int = 1, labelled: np.ndarray | None = None,
+                 labelled_size: int = 0):
         self.source = source
         self.groups = groups
         self.batch_size = batch_size
         self.seed = seed
         self.length = len(source)
         self.batches_per_epoch = self.length // batch_size
-        self.local_size = batch_size // groups // process_count
+        self.labelled = None if labelled is None else np.asarray(labelled, np.int64)
+        self.labelled_size = labelled_size
+        self.local_size = (batch_size // groups + labelled_size) // process_count
         self.local_start = process_index * self.local_size
         self._perms: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
         self._lock = threading.Lock()
@@ -86,10 +89,32 @@ class _BatchPlan:
             return perm
 
     def global_indices(self, k: int) -> np.ndarray:
-        """Returns the source indices of global batch k, shape [batch_size]."""
+        """Returns the source indices of global batch k: [batch_size], or with a labelled stream
+        each of the `groups` sub-batches followed by its `labelled_size` labelled indices."""
         epoch, step = divmod(k, self.batches_per_epoch)
         offset = step * self.batch_size
-        return self.permutation(epoch)[offset:offset + self.batch_size]
+        main = self.permutation(epoch)[offset:offset + self.batch_size]
+        if not self.labelled_size:
+            return main
+        labelled = self.labelled_indices(k).reshape(self.groups, self.labelled_size)
+        return np.concatenate([main.reshape(self.groups, -1), labelled], axis=1).reshape(-1)
+
+    def labelled_indices(self, k: int) -> np.ndarray:
+        """The labelled stream's indices for global batch k, [groups * labelled_size].
+
+        The stream runs through the labelled examples in a fresh seeded order per pass, on its
+        own clock (a pass ends after len(labelled) examples, not with the main epoch), so batch k
+        always gets the same examples: resuming at any position continues it exactly.
+        """
+        n, count = len(self.labelled), self.groups * self.labelled_size
+        position, chosen = k * count, []
+        while len(chosen) < count:
+            lap, offset = divmod(position, n)
+            order = np.random.default_rng([self.seed, 0x1ABE1, lap]).permutation(n)
+            take = order[offset:offset + count - len(chosen)]
+            chosen.extend(take.tolist())
+            position += len(take)
+        return self.labelled[np.asarray(chosen, np.int64)]
 
     def local_indices(self, k: int) -> np.ndarray:
         """Returns this process's contiguous slice of each sub-batch of global batch k."""
@@ -202,10 +227,13 @@ class BatchIterator:
     Attributes:
         source: the source read.
         batch_size: the GLOBAL batch size (summed over processes).
-        local_batch_size: batch_size // process_count, the rows this process gets.
+        local_batch_size: the rows this process gets per batch: batch_size // process_count,
+            plus its share of the labelled stream.
         groups: sub-batches per global batch (each split over the processes).
         seed: the shuffling seed.
         batches_per_epoch: len(source) // batch_size (the remainder of each epoch is dropped).
+        labelled_batch_size: rows of the labelled stream added to each of the `groups`
+            sub-batches (0 = none).
         pipeline: 'thread' or 'grain', how batches are read ahead.
         workers: grain worker processes reading batches (0 = none).
         threads: grain threads reading batches ahead.
@@ -214,7 +242,8 @@ class BatchIterator:
     def __init__(self, source: Source, batch_size: int, seed: int, position: int = 0,
                  process_index: int = 0, process_count: int = 1, prefetch: int = 2,
                  groups: int = 1, pipeline: str = 'thread', workers: int = 0,
-                 threads: int = 1):
+                 threads: int = 1, labelled: np.ndarray | None = None,
+                 labelled_batch_size: int = 0):
         """Creates the iterator (and starts reading ahead when prefetch > 0).
 
         Args:
@@ -236,6 +265,12 @@ class BatchIterator:
                 the host has cores to spare; they start in seconds (spawned, importing jax).
             threads: with pipeline='grain', threads reading batches ahead in this process (or
                 in each worker); the batches still come out in order.
+            labelled: indices of the labelled examples (semi-supervised training), the pool of
+                the labelled stream.
+            labelled_batch_size: with `labelled`, each of the `groups` sub-batches is followed
+                by this many labelled examples (a stream of its own, reshuffled per pass over
+                the pool); the global batch then holds
+                groups * (batch_size // groups + labelled_batch_size) rows.
 
         Raises:
             ConfigError: for a non-positive batch size, one not divisible by process_count, a
@@ -247,7 +282,7 @@ class BatchIterator:
         for name, value in (('batch_size', batch_size), ('seed', seed), ('position', position),
                             ('process_index', process_index), ('process_count', process_count),
                             ('prefetch', prefetch), ('groups', groups), ('workers', workers),
-                            ('threads', threads)):
+                            ('threads', threads), ('labelled_batch_size', labelled_batch_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise ConfigError(f'BatchIterator: {name} must be an integer, got {value!r}')
         if batch_size <= 0:
@@ -261,6 +296,14 @@ class BatchIterator:
         if (batch_size // groups) % process_count:
             raise ConfigError(f'BatchIterator: the global batch_size {batch_size // groups} is '
                               f'not divisible by process_count {process_count}')
+        if labelled_batch_size < 0 or (labelled_batch_size > 0) != (labelled is not None and
+                                                                  len(labelled) > 0):
+            raise ConfigError('BatchIterator: a labelled stream needs both labelled indices and '
+                              f'labelled_batch_size > 0 (got labelled_batch_size='
+                              f'{labelled_batch_size})')
+        if labelled_batch_size % process_count:
+            raise ConfigError(f'BatchIterator: labelled_batch_size {labelled_batch_size} is not '
+                              f'divisible by process_count {process_count}')
         if seed < 0 or position < 0 or prefetch < 0 or workers < 0:
             raise ConfigError(f'BatchIterator: seed, position, prefetch and workers must be '
                               f'>= 0, got {seed}, {position}, {prefetch}, {workers}')
@@ -281,15 +324,19 @@ class BatchIterator:
                             f'fewer than one batch of {batch_size}; lower data.batch_size')
         self.source = source
         self.batch_size = int(batch_size)
-        self.local_batch_size = int(batch_size) // int(process_count)
+        self.local_batch_size = (int(batch_size) + int(groups) * int(labelled_batch_size)) \
+            // int(process_count)
         self.seed = int(seed)
         self.groups = int(groups)
         self.pipeline = pipeline
         self.workers = int(workers)
         self.threads = int(threads)
         self.batches_per_epoch = length // self.batch_size
+        self.labelled_batch_size = int(labelled_batch_size)
         self._plan = _BatchPlan(source, self.batch_size, self.seed, int(process_index),
-                                int(process_count), self.groups)
+                                int(process_count), self.groups,
+                                labelled if labelled_batch_size else None,
+                                self.labelled_batch_size)
         self._position = int(position)
         self._prefetch = int(prefetch)
         self._closed = False
