@@ -115,3 +115,20 @@ def test_predict_pads_the_last_batch_and_counts():
     assert calls == [3, 3, 3] and probs.shape == (7, 3)
     np.testing.assert_array_equal(np.argmax(probs, -1), np.arange(7) % 3)
     np.testing.assert_array_equal(count_classes(np.argmax(probs, -1), 4), [3, 2, 2, 0])
+
+
+def test_labelled_stream_from_the_host_equals_on_device(ssgan_run, tmp_path):
+    """The labelled rows reach the step the same whether batches are gathered on the device or
+    read on the host."""
+    import jax
+
+    from ganjax import run_dir
+
+    workdir, folder = ssgan_run
+    config = run_dir.load_workdir_config(workdir)
+    config.data.on_device = 'never'
+    train_lib.train_and_evaluate(config, str(tmp_path / 'host'))
+    _, _, a = run_dir.load_run(workdir)
+    _, _, b = run_dir.load_run(str(tmp_path / 'host'))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

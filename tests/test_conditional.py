@@ -273,4 +273,5 @@ def test_acgan_step_reads_the_labels():
     b, _ = step(state, dict(batch, label=(batch['label'] + 1) % K))
     assert not np.allclose(a.d_params['classifier']['kernel'], b.d_params['classifier']['kernel'])
     out, _ = apply_module(gan.discriminator, a.d_params, a.d_state, batch['x'][0], train=False)
-    assert out['class_logits'].shape == (4, K)
+    probs = make_classify_fn(gan)(a.d_params, a.d_state, batch['x'][0])
+    np.testing.assert_allclose(probs, jax.nn.softmax(out['class_logits']), rtol=1e-6)
