@@ -152,6 +152,7 @@ class _Trainer:
             run_dir.write_json_atomic(os.path.join(self.workdir, 'run_info.json'), {
                 'data_shape': list(self.data_shape), 'dataset': self.source.description,
                 'num_classes': int(self.source.num_classes),
+                'class_names': list(run_dir.source_class_names(self.source)),
                 'num_train_examples': len(self.source), 'jax_version': jax.__version__,
                 'scaling': self.source.scaling.to_json(),
                 'layout': self.par.describe(), 'process_count': jax.process_count(),
