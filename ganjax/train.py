@@ -377,7 +377,9 @@ class _Trainer:
         t0 = time.perf_counter()
         values = self.evaluator.generator_metrics(state.ema_params, state.g_state)
         step = int(state.step)
-        line = '  '.join(f'{k} {v:.4g}' for k, v in values.items() if not k.endswith('_std'))
+        # One class's FID (fid_class_<k>) goes to the history, not the log line: their mean does.
+        line = '  '.join(f'{k} {v:.4g}' for k, v in values.items()
+                         if not k.endswith('_std') and not k.startswith('fid_class_'))
         note = ''
         if self.best is not None and self.best.offer(step, values, state, data_position):
             note = f'  (best {self.best.metric} so far: kept in {self.best.directory})'
