@@ -318,20 +318,20 @@ def _sample(args, extra) -> None:
     if kind == 'folder' and len(data_shape) != 3:
         raise ConfigError(f'--out {args.out}: a folder holds image files, and the run\'s data has '
                           f'shape {data_shape}; use .npz for these samples')
+    num = args.num or 64
     if args.class_ is not None:
         k = _resolve_class(args.class_, names)
-        labels = np.full((args.num or 64,), k, np.int32)
+        labels = np.full((num,), k, np.int32)
         what = f' of class {k}' + (f' ({names[k]})' if names[k] != str(k) else '')
     elif args.per_class is not None:
         # Class-major: a grid of per_class columns has a row per class.
         labels = np.repeat(np.arange(num_classes, dtype=np.int32), args.per_class)
+        num = len(labels)
         what = f' ({args.per_class} of each of {num_classes} classes)'
     else:
-        num = args.num or 64
         # A conditional generator's samples cycle through the classes.
         labels = np.arange(num, dtype=np.int32) % num_classes if num_classes else None
         what = f' (cycling through {num_classes} classes)' if num_classes else ''
-    num = len(labels) if labels is not None else (args.num or 64)
     _, gan, state = run_dir.load_run(args.workdir, args.step, best=args.best,
                                      log=lambda m: print(f'[ganjax] {m}', flush=True))
     x = _generate(gan, state, num, args.seed, labels)

@@ -1,10 +1,13 @@
-"""Turning generated samples into pictures: image grids, scatter plots, heatmaps."""
+"""Turning generated samples into pictures (image grids, scatter plots, heatmaps), and image
+samples into files in the data's own units (a folder per class, an image_folder dataset)."""
 
 import math
 import os
 
 import numpy as np
 from PIL import Image
+
+from ganjax.errors import GanjaxError
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -206,8 +209,15 @@ def save_samples_folder(samples: np.ndarray, labels: np.ndarray | None,
     Returns:
       The paths written, in sample order: FOLDER/<class name>/<k>.png (k counts within a class)
       or FOLDER/<k>.png.
+
+    Raises:
+      GanjaxError: for a class name that cannot be a folder name (empty, '.', '..', a separator).
     """
     samples = np.asarray(samples)
+    for name in (class_names if labels is not None else ()):
+        if name in ('', '.', '..') or '/' in name or os.sep in name or name.startswith('.'):
+            raise GanjaxError(f'class name {name!r} cannot name a subfolder (image_folder skips '
+                              'hidden names); write the samples as .npz instead')
     width = max(5, len(str(len(samples) - 1)))
     counts: dict[str, int] = {}
     paths = []

@@ -12,6 +12,7 @@ from ganjax import config as config_lib
 from ganjax import data, images, run_dir
 from ganjax.checkpoint import Checkpointer
 from ganjax.cli import main
+from ganjax.errors import GanjaxError
 from ganjax.train_step import build_gan, create_state
 from util import tiny_config
 
@@ -107,6 +108,14 @@ def test_16_bit_samples_are_written_as_tiff_and_read_back_exactly(tmp_path):
         {'name': 'image_folder', 'path': str(tmp_path), 'eval_fraction': 0.0}), 'train')
     assert source.dtype == np.uint16
     np.testing.assert_array_equal(source.get_batch(np.arange(4))['x'], x[[1, 0, 2, 3]])
+
+
+def test_class_names_that_cannot_be_folders_are_refused(tmp_path):
+    x = np.zeros((2, 4, 4, 1), np.uint8)
+    for bad in ('a/b', '..', '.hidden', ''):
+        with pytest.raises(GanjaxError, match='cannot name a subfolder'):
+            images.save_samples_folder(x, np.array([0, 1]), ('ok', bad), str(tmp_path))
+    assert os.listdir(tmp_path) == []
 
 
 def _refused(capsys, argv, *expected):
