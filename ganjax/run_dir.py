@@ -334,6 +334,23 @@ def source_class_names(source: data.Source) -> tuple[str, ...]:
     return names if len(names) == source.num_classes else default_class_names(source.num_classes)
 
 
+def load_class_names(workdir: str) -> tuple[str, ...]:
+    """The names of a run's data classes, from its run_info.json (label k is names[k]).
+
+    Args:
+      workdir: the run's folder.
+
+    Returns:
+      The names recorded with the run, or `default_class_names` for runs recorded before names
+      were; () for unlabelled data.
+    """
+    with open(os.path.join(workdir, 'run_info.json'), encoding='utf-8') as f:
+        info = json.load(f)
+    num_classes = int(info.get('num_classes', 0))
+    names = tuple(info.get('class_names') or ())
+    return names if len(names) == num_classes else default_class_names(num_classes)
+
+
 def load_run_classes(workdir: str) -> tuple[int, tuple[str, ...]]:
     """The classes a run's generator is conditioned on, from its config.json and run_info.json.
 
@@ -341,17 +358,13 @@ def load_run_classes(workdir: str) -> tuple[int, tuple[str, ...]]:
       workdir: the run's folder.
 
     Returns:
-      (number of classes, 0 for an unconditional generator; their names, recorded with the run,
-      or `default_class_names` for runs recorded before names were).
+      (number of classes, 0 for an unconditional generator (`model.conditional` unset); their
+      names, as `load_class_names`).
     """
-    config = load_workdir_config(workdir)
-    with open(os.path.join(workdir, 'run_info.json'), encoding='utf-8') as f:
-        info = json.load(f)
-    num_classes = int(info.get('num_classes', 0)) if config.model.conditional else 0
-    names = tuple(info.get('class_names') or ())
-    if len(names) != num_classes:
-        names = default_class_names(num_classes)
-    return num_classes, names
+    if not load_workdir_config(workdir).model.conditional:
+        return 0, ()
+    names = load_class_names(workdir)
+    return len(names), names
 
 
 def load_run(workdir: str, step: int | None = None, best: bool = False,

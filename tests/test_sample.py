@@ -147,6 +147,7 @@ def test_sample_errors_are_one_line_and_write_nothing(run, tmp_path, capsys):
 
 def test_class_of_an_unconditional_run_is_refused(tmp_path, capsys):
     workdir = _write_run(tmp_path / 'run', conditional=False, class_names=(), state=False)
+    assert run_dir.load_run_classes(workdir) == (0, ())
     for flag in (['--class', '3'], ['--per-class', '2']):
         _refused(capsys, ['sample', '--workdir', workdir, '--out', str(tmp_path / 'x.npz')] +
                  flag, 'is unconditional (model.conditional=False)', flag[0])
@@ -158,4 +159,5 @@ def test_runs_recorded_without_class_names_get_index_names(tmp_path):
     with open(os.path.join(workdir, 'run_info.json')) as f:
         assert json.load(f)['class_names'] == []
     assert run_dir.load_run_classes(workdir) == (10, tuple('0123456789'))
+    assert run_dir.load_class_names(workdir) == tuple('0123456789')
     assert run_dir.default_class_names(12)[:3] == ('00', '01', '02')
