@@ -137,7 +137,7 @@ def classify(workdir: str, input_path: str, out: str, step: int | None = None,
         raise ConfigError(f'--input {input_path}: no such file or folder')
     config, gan, state = run_dir.load_run(workdir, step, best=best, log=log)
     classify_fn = jax.jit(make_classify_fn(gan))
-    names = run_class_names(workdir, gan.d_classes)
+    names = run_dir.load_class_names(workdir)
     true, input_names = None, ()
     if input_path.lower().endswith(ARRAY_EXTENSIONS):
         x, true = _read_array(input_path)
@@ -183,23 +183,3 @@ def classify(workdir: str, input_path: str, out: str, step: int | None = None,
     return {'num': len(x), 'counts': {names[k]: int(c) for k, c in enumerate(counts)},
             'accuracy': accuracy, 'out': out, 'counts_out': counts_out,
             'step': int(state.step)}
-
-
-def run_class_names(workdir: str, num_classes: int) -> tuple[str, ...]:
-    """The class names a run recorded (run_info.json 'class_names'), else '0', '1', ...
-
-    Args:
-      workdir: the run.
-      num_classes: K.
-
-    Returns:
-      K names.
-    """
-    import json
-
-    try:
-        with open(os.path.join(workdir, 'run_info.json'), encoding='utf-8') as f:
-            names = tuple(str(n) for n in json.load(f).get('class_names') or ())
-    except (OSError, ValueError):
-        names = ()
-    return names if len(names) == num_classes else tuple(str(k) for k in range(num_classes))

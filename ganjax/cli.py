@@ -27,13 +27,24 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument('--config', help='config file (configs/*.py); omit to resume --workdir '
                                         'with its saved config')
     train.add_argument('--workdir', required=True, help='folder of the run')
-    sample = sub.add_parser('sample', help="write a picture of samples from a run's EMA "
-                                           'generator')
+    sample = sub.add_parser('sample', help="write samples of a run's EMA generator: a picture, "
+                                           'arrays, or a folder of image files')
     sample.add_argument('--workdir', required=True)
-    sample.add_argument('--num', type=int, default=64, help='number of samples')
+    sample.add_argument('--num', type=int, default=None, help='number of samples (default 64)')
+    sample.add_argument('--class', dest='class_', default=None, metavar='K',
+                        help='conditional runs: draw every sample of class K (an index, or a name '
+                             'of the run\'s classes, e.g. a subfolder name of an image folder)')
+    sample.add_argument('--per-class', type=int, default=None, metavar='N',
+                        help='conditional runs: N samples of every class; a picture has a row '
+                             'per class')
     sample.add_argument('--out', required=True,
-                        help='output file: a picture (.png, .jpg, .webp, .tif, .bmp, .gif, as the '
-                             'extension says) or the samples as a .npy array in the data\'s own units and dtype')
+                        help='output: a picture (.png, .jpg, .webp, .tif, .bmp, .gif, as the '
+                             'extension says); .npy, the samples as one array in the data\'s own '
+                             'units and dtype; .npz, that array as "x" with int32 "label" (the '
+                             'class of each sample, -1 for an unconditional run) and '
+                             '"class_names"; or a name without extension, a new folder of one '
+                             'image file per sample (8-bit: PNG, else TIFF) in a subfolder per '
+                             'class named by the class: a data.name=image_folder dataset')
     sample.add_argument('--seed', type=int, default=0, help='seed of the latent noise')
     sample.add_argument('--step', type=int, default=None, help='checkpoint step (latest if unset)')
     sample.add_argument('--best', action='store_true',
@@ -236,42 +247,171 @@ def _train(args, extra) -> None:
     train_lib.train_and_evaluate(config, args.workdir)
 
 
+_NO_CLASSES = ('the run in {workdir} is unconditional (model.conditional=False): its generator '
+               'draws no class')
+
+
+def _out_kind(out: str) -> str:
+    """What `ganjax sample --out` writes: 'picture', 'npy', 'npz' or 'folder'.
+
+    Raises:
+      ConfigError: for an unknown extension, a file where a folder is asked for, or a folder
+        that is not empty.
+    """
+    from ganjax import images
+
+    ext = os.path.splitext(out.rstrip('/' + os.sep))[1].lower()
+    if out.endswith(('/', os.sep)) or os.path.isdir(out) or not ext:
+        if os.path.isfile(out.rstrip('/' + os.sep)):
+            raise ConfigError(f'--out {out} is a file; a name without extension is a folder of '
+                              'samples (give a picture, .npy or .npz name for a file)')
+        if os.path.isdir(out) and os.listdir(out):
+            raise ConfigError(f'--out {out} is a folder that is not empty; give a new folder '
+                              '(its files would mix with the samples)')
+        return 'folder'
+    if ext in ('.npy', '.npz'):
+        return ext[1:]
+    if images.image_format(out) is None:
+        raise ConfigError(f'--out {out}: unknown extension {ext!r}; use one of '
+                          f'{", ".join(images.IMAGE_EXTENSIONS)} for a picture, .npy or .npz for '
+                          'the samples as arrays, or a name without extension for a folder of '
+                          'image files')
+    return 'picture'
+
+
+def _names_listing(names: tuple[str, ...]) -> str:
+    shown = ', '.join(names[:12]) + (f', ... ({len(names)} in all)' if len(names) > 12 else '')
+    return f'{len(names)} classes, 0-{len(names) - 1}: {shown}'
+
+
+def _resolve_class(value: str, names: tuple[str, ...]) -> int:
+    """The index of the class that --class names: a class name first, else an index.
+
+    Raises:
+      ConfigError: for an index out of range or an unknown name.
+    """
+    if value in names:
+        return names.index(value)
+    try:
+        k = int(value)
+    except ValueError:
+        raise ConfigError(f'--class {value!r} names no class of the run; it has '
+                          f'{_names_listing(names)}') from None
+    if not 0 <= k < len(names):
+        raise ConfigError(f'--class {value} is out of range; the run has {_names_listing(names)}')
+    return k
+
+
 def _sample(args, extra) -> None:
     if extra:
         raise ConfigError(f'unrecognized arguments {extra}')
-    if args.num <= 0:
-        raise ConfigError(f'--num must be positive, got {args.num}')
-    from ganjax import images
-
-    is_array = args.out.lower().endswith('.npy')
-    if not is_array and images.image_format(args.out) is None:
-        raise ConfigError(f'--out {args.out}: unknown extension '
-                          f'{os.path.splitext(args.out)[1] or "(none)"!r}; use one of '
-                          f'{", ".join(images.IMAGE_EXTENSIONS)} for a picture or .npy for the '
-                          'samples')
-    if os.path.isdir(args.out):
-        raise ConfigError(f'--out {args.out} is a folder; give a file name')
-    _check_can_write(os.path.dirname(os.path.abspath(args.out)), f'--out {args.out}')
+    if args.class_ is not None and args.per_class is not None:
+        raise ConfigError('--class and --per-class exclude each other: --class K --num N draws N '
+                          'samples of class K, --per-class N draws N of every class')
+    if args.per_class is not None and args.num is not None:
+        raise ConfigError('--num and --per-class exclude each other: --per-class N draws N '
+                          'samples of every class')
+    for flag, value in (('--num', args.num), ('--per-class', args.per_class)):
+        if value is not None and value <= 0:
+            raise ConfigError(f'{flag} must be positive, got {value}')
+    kind = _out_kind(args.out)
+    target = args.out if kind == 'folder' else os.path.dirname(os.path.abspath(args.out))
+    _check_can_write(os.path.abspath(target), f'--out {args.out}')
     _check_workdir(args.workdir, write=False, exist=True)
     _check_checkpoint(args.workdir, args.step, args.best)
-    import jax
     import numpy as np
 
     from ganjax import run_dir
-    from ganjax.train_step import make_generate_fn, sample_latent
 
+    num_classes, names = run_dir.load_run_classes(args.workdir)
+    if num_classes == 0 and (args.class_ is not None or args.per_class is not None):
+        flag = f'--class {args.class_}' if args.class_ is not None else '--per-class'
+        raise ConfigError(f'{flag}: ' + _NO_CLASSES.format(workdir=args.workdir))
+    with open(os.path.join(args.workdir, 'run_info.json'), encoding='utf-8') as f:
+        data_shape = tuple(json.load(f)['data_shape'])
+    if kind == 'folder' and len(data_shape) != 3:
+        raise ConfigError(f'--out {args.out}: a folder holds image files, and the run\'s data has '
+                          f'shape {data_shape}; use .npz for these samples')
+    num = args.num or 64
+    if args.class_ is not None:
+        k = _resolve_class(args.class_, names)
+        labels = np.full((num,), k, np.int32)
+        what = f' of class {k}' + (f' ({names[k]})' if names[k] != str(k) else '')
+    elif args.per_class is not None:
+        # Class-major: a grid of per_class columns has a row per class.
+        labels = np.repeat(np.arange(num_classes, dtype=np.int32), args.per_class)
+        num = len(labels)
+        what = f' ({args.per_class} of each of {num_classes} classes)'
+    else:
+        # A conditional generator's samples cycle through the classes.
+        labels = np.arange(num, dtype=np.int32) % num_classes if num_classes else None
+        what = f' (cycling through {num_classes} classes)' if num_classes else ''
     _, gan, state = run_dir.load_run(args.workdir, args.step, best=args.best,
                                      log=lambda m: print(f'[ganjax] {m}', flush=True))
-    z = sample_latent(jax.random.PRNGKey(args.seed), args.num, gan.latent_dim)
-    # A conditional generator's samples cycle through the classes.
-    y = np.arange(args.num, dtype=np.int32) % gan.num_classes if gan.num_classes else None
-    x = np.asarray(jax.jit(make_generate_fn(gan))(state.ema_params, state.g_state, z, y))
-    if is_array:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        np.save(args.out, run_dir.load_scaling(args.workdir).to_data(x))
-    else:
-        images.save_image(images.samples_figure(x), args.out)
-    print(f'[ganjax] wrote {args.num} samples from step {int(state.step)} to {args.out}')
+    x = _generate(gan, state, num, args.seed, labels)
+    scaling = run_dir.load_scaling(args.workdir)
+    _write_samples(kind, args.out, x, labels, names, scaling, ncols=args.per_class)
+    print(f'[ganjax] wrote {num} samples{what} from step {int(state.step)} to {args.out}')
+    if kind == 'folder' and labels is not None and (
+            list(names) != sorted(names) or len(set(labels.tolist())) < num_classes):
+        print('[ganjax] note: the image_folder source numbers classes by their sorted subfolder '
+              f'names, so reading {args.out} back gives labels that differ from the run\'s class '
+              'indices (its names do not sort in class order, or only some classes are there)')
+
+
+def _generate(gan, state, num: int, seed: int, labels, chunk: int = 256):
+    """`num` samples of the run's EMA generator from the noise of `seed`, in model units.
+
+    The noise is drawn for all samples at once, so the samples do not depend on `chunk` (how
+    many are generated per call, which bounds memory).
+    """
+    import jax
+    import numpy as np
+
+    from ganjax.train_step import make_generate_fn, sample_latent
+
+    z = sample_latent(jax.random.PRNGKey(seed), num, gan.latent_dim)
+    generate = jax.jit(make_generate_fn(gan))
+    parts = []
+    for i in range(0, num, chunk):
+        y = None if labels is None else labels[i:i + chunk]
+        parts.append(np.asarray(generate(state.ema_params, state.g_state, z[i:i + chunk], y)))
+    return np.concatenate(parts)
+
+
+def _write_samples(kind: str, out: str, x, labels, names: tuple[str, ...], scaling,
+                   ncols: int | None = None) -> None:
+    """Writes generated samples (model units) as `_out_kind` says.
+
+    Args:
+      kind: 'picture', 'npy', 'npz' or 'folder'.
+      out: the --out path.
+      x: samples [N, ...] in the model's range.
+      labels: int32 [N] classes of the samples, or None (unconditional).
+      names: the run's class names.
+      scaling: the run's data scaling (`to_data` maps samples to the data's units and dtype).
+      ncols: columns of a picture's grid (None: square).
+    """
+    import numpy as np
+
+    from ganjax import images
+
+    if kind == 'picture':
+        images.save_image(images.samples_figure(x, ncols=ncols), out)
+        return
+    if kind == 'folder':
+        images.save_samples_folder(scaling.to_data(x), labels, names, out)
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = out + '.tmp'
+    with open(tmp, 'wb') as f:
+        if kind == 'npy':
+            np.save(f, scaling.to_data(x))
+        else:
+            np.savez(f, x=scaling.to_data(x),
+                     label=np.full(len(x), -1, np.int32) if labels is None else labels,
+                     class_names=np.array(names, dtype=str))
+    os.replace(tmp, out)
 
 
 def _classify(args, extra) -> None:

@@ -8,6 +8,17 @@ Features (`eval.features`):
   inception   the standard FID InceptionV3 (pool3, 2048-d) from a local weights file, for RGB or
               grayscale images; only this gives numbers comparable with published FIDs.
 
+Conditional generators (`gan.num_classes` > 0) are measured on a balanced cycle of classes (sample
+i is generated for class i mod K) and get, beside the metrics above (ganjax.metrics.conditional):
+  cond_acc        share of samples that the data's classifier assigns to their class (only with
+                  the classifier features, whose logits are the data's classes)
+  real_acc        that classifier's accuracy on the real held-out examples evaluated (the ceiling)
+  fid_per_class   mean over classes of fid_class_<k>, the FID of class k's samples against the
+                  held-out examples of class k (intra-FID). Each class has about num/K samples a
+                  side: mnist_5k's 500 held-out digits (eval.num_samples=2000 is capped there)
+                  give about 50, where FID is strongly biased upwards (the real-vs-real column of
+                  `ganjax eval` shows the value two real sets of that size get).
+
 An `Evaluator` fixes the held-out reference (features and their statistics, computed once) and the
 generator's noise, so successive evaluations of a training run differ only through the generator.
 Generation, feature extraction and the FID statistics run in compiled calls that each scan over up
@@ -22,6 +33,7 @@ import os
 from typing import Any, Callable, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ganjax import data, metrics, run_dir
@@ -29,7 +41,7 @@ from ganjax.errors import ConfigError
 from ganjax.metrics import features as features_lib
 # Re-exported: `ganjax.evaluate` is where users look for how metrics are compared.
 from ganjax.metrics.goals import METRIC_GOALS, is_better  # noqa: F401
-from ganjax.train_step import make_generate_fn, sample_labels, sample_latent
+from ganjax.train_step import make_generate_fn, sample_latent
 
 _EVAL_NOISE_SALT = 0xE7A1
 # Batches per compiled call: 50,000 samples in batches of 250 are 4 calls of a scan over 50
@@ -42,7 +54,9 @@ FEATURES = ('auto', 'raw', 'classifier', 'inception')
 
 class FeatureMap(NamedTuple):
     """A feature extractor: `features(x) -> [B, d]`, optional class `logits(x)` (for the
-    Inception Score), and a description for reports.
+    Inception Score), a description for reports, and `num_classes`: the number of the data's
+    classes that `logits` predicts (0 when its classes are another label set, e.g. ImageNet's);
+    conditional accuracy needs it.
 
     The functions may be `jax.tree_util.Partial`s carrying their weights as pytree leaves (the
     Inception network's 95 MB); the Evaluator passes them into its compiled calls as arguments,
@@ -51,6 +65,7 @@ class FeatureMap(NamedTuple):
     features: Callable[[jax.Array], jax.Array]
     logits: Callable[[jax.Array], jax.Array] | None
     description: str
+    num_classes: int = 0
 
 
 def feature_map(data_config, data_shape: tuple, kind: str = 'auto', features_dir: str = '',
@@ -103,7 +118,7 @@ def feature_map(data_config, data_shape: tuple, kind: str = 'auto', features_dir
                           f'{scaling.describe()}; train one for this data with '
                           f'`ganjax train-features`')
     return FeatureMap(fn, logits, f'classifier features ({folder}, held-out accuracy '
-                                  f'{info["held_out_accuracy"]:.4f})')
+                                  f'{info["held_out_accuracy"]:.4f})', int(info['num_classes']))
 
 
 def _flat(x: jax.Array | None) -> jax.Array | None:
@@ -123,6 +138,7 @@ class _FeatureSet(NamedTuple):
     stats: metrics.FeatureStats
     probs: np.ndarray | None
     samples: np.ndarray | None
+    labels: np.ndarray | None = None  # int32 [num]: real classes, or those samples were made for
 
 
 class Evaluator:
@@ -164,6 +180,8 @@ class Evaluator:
         self.seed = int(config.seed)
         self.latent_dim = gan.latent_dim
         self.num_classes = gan.num_classes
+        # Conditional accuracy needs logits over the data's own classes (the run's classifier).
+        self._class_logits = bool(self.num_classes) and self.map.num_classes == self.num_classes
         self._constrain = constrain
         self._num_devices = max(1, int(num_devices))
         self._mixture = ((held_out.centers, held_out.std) if hasattr(held_out, 'centers')
@@ -178,6 +196,8 @@ class Evaluator:
         self._real_call = jax.jit(self._real_body)
         self._fake_call = jax.jit(self._fake_body, static_argnames='count')
         self.reference = self.real_features(held_out)
+        self.real_acc = (metrics.conditional_accuracy(self.reference.probs, self.reference.labels)
+                         if self._class_logits else None)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -187,6 +207,10 @@ class Evaluator:
             names += ['is', 'is_std']
         if self._mixture is not None:
             names += ['modes_covered', 'high_quality', 'kl_to_uniform']
+        if self._class_logits:
+            names += ['cond_acc', 'real_acc']
+        if self.num_classes:
+            names += ['fid_per_class'] + [f'fid_class_{k}' for k in range(self.num_classes)]
         return tuple(names)
 
     @staticmethod
@@ -210,8 +234,10 @@ class Evaluator:
         def body(stats, offset):
             key = jax.random.fold_in(rng, offset)
             z = sample_latent(key, count, self.latent_dim)
-            # A conditional generator is measured over uniformly drawn classes.
-            y = sample_labels(jax.random.fold_in(key, 1), count, self.num_classes)
+            # A conditional generator is measured on a balanced cycle of classes (sample i of
+            # class i mod K), known to the metrics: every class gets its share of the samples.
+            y = None if not self.num_classes else (
+                (offset + jnp.arange(count, dtype=jnp.int32)) % self.num_classes)
             if self._constrain is not None and count % self._num_devices == 0:
                 z = self._constrain(z)
                 y = None if y is None else self._constrain(y)
@@ -252,9 +278,11 @@ class Evaluator:
         A random subset, not the first `num`: sources may be stored in class order.
         """
         order = np.sort(np.random.default_rng(self.seed).permutation(len(source))[:self.num])
-        stats, parts = None, []
+        stats, parts, labels = None, [], []
         for offsets, count in self._calls():
-            x = source.get_batch(order[offsets[0]:offsets[-1] + count])['x']
+            batch = source.get_batch(order[offsets[0]:offsets[-1] + count])
+            x = batch['x']
+            labels.append(np.asarray(batch['label'], np.int32))
             if stats is None:
                 stats = self._empty_stats((count,) + x.shape[1:], np.float32)
             stats, f, p = self._real_call(self._fns, stats,
@@ -262,27 +290,31 @@ class Evaluator:
             parts.append((_to_host(f), None if p is None else _to_host(p),
                           x if self._mixture is not None else None))
         feats, probs, samples = self._collect(parts)
-        return _FeatureSet(feats, stats, probs, samples)
+        return _FeatureSet(feats, stats, probs, samples, np.concatenate(labels))
 
     def fake_features(self, params, g_state) -> _FeatureSet:
         """Features of `num` samples of the generator (params, g_state), from fixed noise.
 
         The samples kept for the mode statistics of 2D mixtures are in the data's units, like
-        the real ones and the mixture's centers.
+        the real ones and the mixture's centers. A conditional generator's sample i is of class
+        i mod K (`labels`).
         """
         rng = jax.random.fold_in(jax.random.PRNGKey(self.seed), _EVAL_NOISE_SALT)
         stats, parts = None, []
         for offsets, count in self._calls():
             if stats is None:
+                y = (jax.ShapeDtypeStruct((count,), np.int32) if self.num_classes else None)
                 x_shape = jax.eval_shape(self._generate, params, g_state, jax.ShapeDtypeStruct(
-                    (count, self.latent_dim), np.float32))
+                    (count, self.latent_dim), np.float32), y)
                 stats = self._empty_stats(x_shape.shape, x_shape.dtype)
             stats, f, p, x = self._fake_call(self._fns, params, g_state, stats, rng,
                                              np.asarray(offsets, np.int32), count=count)
             parts.append((_to_host(f), None if p is None else _to_host(p),
                           None if x is None else self.scaling.to_data(_to_host(x))))
         feats, probs, samples = self._collect(parts)
-        return _FeatureSet(feats, stats, probs, samples)
+        labels = (np.arange(self.num, dtype=np.int32) % self.num_classes
+                  if self.num_classes else None)
+        return _FeatureSet(feats, stats, probs, samples, labels)
 
     def compare(self, other: _FeatureSet) -> dict[str, float]:
         """All metrics of a feature set against the held-out reference.
@@ -306,6 +338,27 @@ class Evaluator:
             modes = metrics.mode_statistics(other.samples, *self._mixture)
             out.update({k: float(modes[k]) for k in ('modes_covered', 'high_quality',
                                                       'kl_to_uniform')})
+        if self.num_classes:
+            out.update(self._conditional_metrics(other))
+        return out
+
+    def _conditional_metrics(self, other: _FeatureSet) -> dict[str, float]:
+        """cond_acc and real_acc (with the data's classifier), fid_per_class and fid_class_<k>.
+
+        fid_class_<k> is NaN for a class with fewer than 2 examples on a side (a rare class in the
+        held-out subset); the mean is over the other classes. Both sides' class counts are fixed
+        for an Evaluator (a fixed real subset, a fixed cycle of classes), so the mean is over the
+        same classes at every evaluation of a run.
+        """
+        out = {}
+        if self._class_logits:
+            out['cond_acc'] = metrics.conditional_accuracy(other.probs, other.labels)
+            out['real_acc'] = self.real_acc
+        fids = metrics.per_class_fid(self.reference.features, self.reference.labels,
+                                     other.features, other.labels, self.num_classes)
+        finite = fids[np.isfinite(fids)]
+        out['fid_per_class'] = float(np.mean(finite)) if len(finite) else float('nan')
+        out.update({f'fid_class_{k}': float(v) for k, v in enumerate(fids)})
         return out
 
     def generator_metrics(self, params, g_state) -> dict[str, float]:

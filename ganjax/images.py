@@ -1,10 +1,13 @@
-"""Turning generated samples into pictures: image grids, scatter plots, heatmaps."""
+"""Turning generated samples into pictures (image grids, scatter plots, heatmaps), and image
+samples into files in the data's own units (a folder per class, an image_folder dataset)."""
 
 import math
 import os
 
 import numpy as np
 from PIL import Image
+
+from ganjax.errors import GanjaxError
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -41,7 +44,8 @@ def make_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.
     return grid
 
 
-def samples_figure(samples: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+def samples_figure(samples: np.ndarray, reference: np.ndarray | None = None,
+                   ncols: int | None = None) -> np.ndarray:
     """Renders a batch of samples of any data shape as one RGB or grayscale uint8 picture.
 
     Images [N, H, W, C] become a grid; 2D points a scatter plot; other vectors and 1D sequences a
@@ -52,13 +56,15 @@ def samples_figure(samples: np.ndarray, reference: np.ndarray | None = None) -> 
       reference: optional real 2D points [M, 2], drawn in grey behind a scatter plot; they fix the
         axes (their range plus half of it on each side), so pictures from different steps of a
         run compare at one scale. Samples outside are counted in the title.
+      ncols: columns of an image grid (ceil(sqrt(N)) if None): the samples per class gives a row
+        per class.
 
     Returns:
       uint8 [H, W, C] picture.
     """
     samples = np.asarray(samples, np.float32)
     if samples.ndim == 4 and samples.shape[-1] in (1, 3):
-        return make_grid(to_uint8(samples))
+        return make_grid(to_uint8(samples), ncols)
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -145,3 +151,80 @@ def save_png(picture: np.ndarray, path: str) -> None:
       path: destination file.
     """
     save_image(picture, path, 'PNG')
+
+
+def sample_file_extension(dtype: np.dtype, channels: int) -> str:
+    """The file type one sample in the data's units is written as, by its dtype and channels.
+
+    8-bit gray or RGB images are PNG; anything else an image file holds exactly (16-bit pixels,
+    other channel counts) is TIFF. Both are what the image_folder source reads back.
+
+    Args:
+      dtype: the data's stored dtype (`Scaling.to_data`'s output).
+      channels: channels of one image.
+
+    Returns:
+      '.png' or '.tif'.
+    """
+    return '.png' if np.dtype(dtype) == np.uint8 and channels in (1, 3) else '.tif'
+
+
+def save_sample(image: np.ndarray, stem: str) -> str:
+    """Writes one image sample in the data's units (uint8 / uint16 [H, W, C]) without loss, in
+    the format `sample_file_extension` picks, atomically.
+
+    Args:
+      image: [H, W, C] uint8 or uint16.
+      stem: the path without extension.
+
+    Returns:
+      The path written (stem + extension).
+    """
+    path = stem + sample_file_extension(image.dtype, image.shape[-1])
+    tmp = path + '.tmp'
+    if path.endswith('.png'):
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(tmp, format='PNG')
+    else:
+        import tifffile  # noqa: PLC0415 (only for 16-bit or many-channel data)
+        gray = image.shape[-1] == 1
+        tifffile.imwrite(tmp, image[..., 0] if gray else image,
+                         photometric='rgb' if image.shape[-1] == 3 else 'minisblack',
+                         planarconfig=None if gray else 'contig')
+    os.replace(tmp, path)
+    return path
+
+
+def save_samples_folder(samples: np.ndarray, labels: np.ndarray | None,
+                        class_names: tuple[str, ...], folder: str) -> list[str]:
+    """Writes image samples one file each, in a subfolder per class named by the class, so the
+    folder is a dataset for `data.name='image_folder'` (which reads subfolders as classes).
+
+    Args:
+      samples: [N, H, W, C] uint8 or uint16, in the data's units (`Scaling.to_data`).
+      labels: int [N], the class of each sample (index into class_names); None for an
+        unconditional generator: the files then lie in `folder` itself, unlabelled.
+      class_names: the run's class names.
+      folder: the output folder (created).
+
+    Returns:
+      The paths written, in sample order: FOLDER/<class name>/<k>.png (k counts within a class)
+      or FOLDER/<k>.png.
+
+    Raises:
+      GanjaxError: for a class name that cannot be a folder name (empty, '.', '..', a separator).
+    """
+    samples = np.asarray(samples)
+    for name in (class_names if labels is not None else ()):
+        if name in ('', '.', '..') or '/' in name or os.sep in name or name.startswith('.'):
+            raise GanjaxError(f'class name {name!r} cannot name a subfolder (image_folder skips '
+                              'hidden names); write the samples as .npz instead')
+    width = max(5, len(str(len(samples) - 1)))
+    counts: dict[str, int] = {}
+    paths = []
+    for i, image in enumerate(samples):
+        sub = '' if labels is None else class_names[int(labels[i])]
+        os.makedirs(os.path.join(folder, sub), exist_ok=True)
+        k = counts.get(sub, 0)
+        counts[sub] = k + 1
+        paths.append(save_sample(image, os.path.join(folder, sub, f'{k:0{width}d}')))
+    return paths

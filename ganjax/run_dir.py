@@ -2,8 +2,8 @@
 checkpoint. `ganjax.train` writes it; `ganjax.evaluate` and `ganjax sample` read it.
 
     WORKDIR/config.json      the config the run was started with
-    WORKDIR/run_info.json    data shape, dataset description and the data's scaling (used by
-                             `ganjax sample`)
+    WORKDIR/run_info.json    data shape, dataset description, class names and the data's
+                             scaling (used by `ganjax sample`)
     WORKDIR/checkpoints/     orbax checkpoints (the last `train.keep_checkpoints`)
     WORKDIR/metrics.jsonl    one JSON record per `train.log_every` steps
     WORKDIR/tensorboard/     TensorBoard event files (scalars and sample grids)
@@ -318,6 +318,53 @@ def load_scaling(workdir: str) -> data.Scaling:
     if record is None:
         return data.build_source(load_workdir_config(workdir).data, 'train').scaling
     return data.Scaling.from_json(record)
+
+
+def default_class_names(num_classes: int) -> tuple[str, ...]:
+    """Names for classes that have none: their indices, zero-padded so that they sort in class
+    order ('00'-'11' for 12 classes; '0'-'9' for 10, MNIST's digits)."""
+    width = len(str(max(num_classes - 1, 0)))
+    return tuple(f'{k:0{width}d}' for k in range(num_classes))
+
+
+def source_class_names(source: data.Source) -> tuple[str, ...]:
+    """A source's class names (its `class_names` attribute, where it has one), else
+    `default_class_names`; () for unlabelled data."""
+    names = tuple(str(n) for n in getattr(source, 'class_names', ()) or ())
+    return names if len(names) == source.num_classes else default_class_names(source.num_classes)
+
+
+def load_class_names(workdir: str) -> tuple[str, ...]:
+    """The names of a run's data classes, from its run_info.json (label k is names[k]).
+
+    Args:
+      workdir: the run's folder.
+
+    Returns:
+      The names recorded with the run, or `default_class_names` for runs recorded before names
+      were; () for unlabelled data.
+    """
+    with open(os.path.join(workdir, 'run_info.json'), encoding='utf-8') as f:
+        info = json.load(f)
+    num_classes = int(info.get('num_classes', 0))
+    names = tuple(info.get('class_names') or ())
+    return names if len(names) == num_classes else default_class_names(num_classes)
+
+
+def load_run_classes(workdir: str) -> tuple[int, tuple[str, ...]]:
+    """The classes a run's generator is conditioned on, from its config.json and run_info.json.
+
+    Args:
+      workdir: the run's folder.
+
+    Returns:
+      (number of classes, 0 for an unconditional generator (`model.conditional` unset); their
+      names, as `load_class_names`).
+    """
+    if not load_workdir_config(workdir).model.conditional:
+        return 0, ()
+    names = load_class_names(workdir)
+    return len(names), names
 
 
 def load_run(workdir: str, step: int | None = None, best: bool = False,

@@ -160,8 +160,9 @@ def plot_losses(metrics_path: str, out_path: str) -> bool:
 def plot_eval(history_path: str, out_path: str, floor: Mapping[str, float] | None = None) -> bool:
     """Plots the evaluations of a run over training (WORKDIR/eval/history.jsonl) as PNG.
 
-    Panels: FID; precision, recall, density and coverage; and, for Gaussian mixtures, the modes
-    covered and the high-quality fraction.
+    Panels: FID (and the mean per-class FID of conditional runs); precision, recall, density and
+    coverage; for Gaussian mixtures, the modes covered and the high-quality fraction; for
+    conditional runs, the conditional accuracy beside the classifier's real accuracy.
 
     Args:
       history_path: the JSON-lines file of evaluations.
@@ -179,8 +180,11 @@ def plot_eval(history_path: str, out_path: str, floor: Mapping[str, float] | Non
     import matplotlib.pyplot as plt
 
     steps = np.array([r['step'] for r in records])
-    panels = [('Fréchet distance', ('fid',)),
+    panels = [('Fréchet distance', ('fid', 'fid_per_class') if 'fid_per_class' in records[0]
+               else ('fid',)),
               ('k-NN manifold metrics', ('precision', 'recall', 'density', 'coverage'))]
+    if 'cond_acc' in records[0]:
+        panels.append(('conditional accuracy', ('cond_acc', 'real_acc')))
     if 'modes_covered' in records[0]:
         panels.append(('modes covered', ('modes_covered',)))
         panels.append(('high-quality fraction', ('high_quality',)))

@@ -152,7 +152,7 @@ class _Trainer:
             run_dir.write_json_atomic(os.path.join(self.workdir, 'run_info.json'), {
                 'data_shape': list(self.data_shape), 'dataset': self.source.description,
                 'num_classes': int(self.source.num_classes),
-                'class_names': [str(n) for n in getattr(self.source, 'class_names', ())],
+                'class_names': list(run_dir.source_class_names(self.source)),
                 'num_train_examples': len(self.source), 'jax_version': jax.__version__,
                 'scaling': self.source.scaling.to_json(),
                 'layout': self.par.describe(), 'process_count': jax.process_count(),
@@ -379,7 +379,9 @@ class _Trainer:
         t0 = time.perf_counter()
         values = self.evaluator.generator_metrics(state.ema_params, state.g_state)
         step = int(state.step)
-        line = '  '.join(f'{k} {v:.4g}' for k, v in values.items() if not k.endswith('_std'))
+        # One class's FID (fid_class_<k>) goes to the history, not the log line: their mean does.
+        line = '  '.join(f'{k} {v:.4g}' for k, v in values.items()
+                         if not k.endswith('_std') and not k.startswith('fid_class_'))
         note = ''
         if self.best is not None and self.best.offer(step, values, state, data_position):
             note = f'  (best {self.best.metric} so far: kept in {self.best.directory})'

@@ -158,12 +158,13 @@ def test_sample_of_a_missing_workdir(tmp_path, capsys):
 
 
 @pytest.mark.parametrize('out, expected', [('samples.gif2', "'.gif2'"),
-                                           ('samples', "'(none)'")])
+                                           ('samples.JPG2', "'.jpg2'")])
 def test_sample_refuses_an_unknown_extension(fake_run, capsys, out, expected):
+    # (A name without extension is a folder of samples: tests/test_sample.py.)
     path = fake_run.parent / out
     assert main(['sample', '--workdir', str(fake_run), '--out', str(path)]) == 2
     line = _one_line(capsys)
-    assert f'unknown extension {expected}' in line and '.jpg' in line and '.npy' in line
+    assert f'unknown extension {expected}' in line and '.jpg' in line and '.npz' in line
     assert not path.exists()
 
 

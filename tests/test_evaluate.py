@@ -44,6 +44,9 @@ def test_eval_of_an_image_run_without_classifier_says_how_to_make_one(tmp_path, 
                          train__sample_every=100, train__checkpoint_every=100)
     workdir = str(tmp_path / 'run')
     train_lib.train_and_evaluate(config, workdir)
+    # The run records its class names (`ganjax sample --class` and `classify` print them).
+    with open(os.path.join(workdir, 'run_info.json')) as f:
+        assert json.load(f)['class_names'] == [str(k) for k in range(10)]
     status = main(['eval', '--workdir', workdir, '--features_dir', str(tmp_path / 'none')])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and 'ganjax train-features' in err[0]

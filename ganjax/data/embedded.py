@@ -73,7 +73,7 @@ def build_mnist_5k(config: Any, split: str) -> source_lib.ArraySource:
 
     Returns:
         An `ArraySource` of uint8 images [28, 28, 1] (or the configured size / channels) with
-        labels 0-9, scaled to [-1, 1] (`Scaling.image(8)`).
+        labels 0-9 (class names '0'-'9'), scaled to [-1, 1] (`Scaling.image(8)`).
     """
     source_lib.check_split(split)
     image_size, channels = source_lib.image_options(config)
@@ -84,4 +84,4 @@ def build_mnist_5k(config: Any, split: str) -> source_lib.ArraySource:
     x = transforms.fit_images(images[idx], image_size, channels)
     return source_lib.ArraySource(x, labels[idx], num_classes=_CLASSES, name=f'mnist_5k {split}',
                                   scaling=Scaling.image(8),
-                                  class_names=tuple(str(d) for d in range(_CLASSES)))
+                                  class_names=tuple(str(k) for k in range(_CLASSES)))

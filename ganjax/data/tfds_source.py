@@ -111,6 +111,7 @@ class TfdsSource:
         dtype: dtype of the image feature (uint8 or uint16).
         scaling: `Scaling.image` of the feature's bit depth (pixels -> [-1, 1]).
         num_classes: classes of the 'label' feature (0 if it has none).
+        class_names: the 'label' feature's class names, () when it has none.
         description: one line for logs.
         tfds_split: the tfds split read ('train', 'test', ...).
     """
@@ -156,6 +157,9 @@ class TfdsSource:
         self.scaling = Scaling.image(IMAGE_BITS[self.dtype])
         label = features[LABEL_KEY] if LABEL_KEY in features else None
         self.num_classes = int(getattr(label, 'num_classes', 0) or 0)
+        # A ClassLabel feature names its classes (label k is names[k]).
+        names = tuple(getattr(label, 'names', None) or ())
+        self.class_names = names if len(names) == self.num_classes else ()
         self._has_label = label is not None
         self._indices = None if indices is None else np.asarray(indices, np.int64)
         self.tfds_split = tfds_split
