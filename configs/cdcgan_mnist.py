@@ -20,7 +20,7 @@ def get_config():
     """dcgan_mnist with conditional BatchNorm in G and a projection D."""
     config = dcgan_mnist.get_config()
     config.model.conditional = True
-    config.model.g_conditioning = 'norm'
+    config.model.g_conditioning = 'both'
     config.model.d_head = 'projection'
     config.eval.every = 1000
     config.eval.num_samples = 500

@@ -41,7 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Class-conditional G and D over the dataset's classes; needs labelled data.
     config.model.conditional = False
     # How a conditional G reads its label: norm (per-class gain and bias of every BatchNorm /
-    # LayerNorm, gain = 1 + embedding) | concat (one-hot label appended to z).
+    # LayerNorm, gain = 1 + embedding) | concat (one-hot label appended to z) | both.
     config.model.g_conditioning = 'norm'
     # D's output layer: auto (projection when conditional, else logit) | logit | projection
     # (Miyato & Koyama 2018) | acgan (adds a K-class auxiliary classifier, Odena et al. 2017;

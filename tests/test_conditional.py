@@ -61,7 +61,7 @@ def test_conditional_norm_is_one_plus_gain_times_the_plain_norm_plus_bias(kind):
 
 @pytest.mark.parametrize('arch,shape', [('mlp', VECTOR), ('dcgan', (8, 8, 1)),
                                         ('resnet', (8, 8, 1))])
-@pytest.mark.parametrize('conditioning', ['norm', 'concat'])
+@pytest.mark.parametrize('conditioning', ['norm', 'concat', 'both'])
 def test_conditional_generators_read_the_class(arch, shape, conditioning):
     cfg = dict(models.TINY_MODEL_OVERRIDES[arch], arch=arch, g_conditioning=conditioning)
     g, d = models.build_models(cfg, shape, K)
@@ -69,8 +69,10 @@ def test_conditional_generators_read_the_class(arch, shape, conditioning):
     y = jnp.array([0, 1, 2, 0])
     gv = g.init(jax.random.PRNGKey(1), z, y, train=False)
     names = str(jax.tree_util.tree_structure(gv['params']))
-    assert ('class_gain' in names) == (conditioning == 'norm')
-    if conditioning == 'norm':
+    assert ('class_gain' in names) == (conditioning != 'concat')
+    kernel = jax.tree.leaves(gv['params']['dense0' if arch == 'mlp' else 'project'])[-1]
+    assert kernel.shape[0] == cfg['latent_dim'] + (K if conditioning != 'norm' else 0)
+    if conditioning != 'concat':
         # Give the class embeddings values: G's output then depends on the class.
         gv = dict(gv, params=jax.tree_util.tree_map_with_path(
             lambda p, v: v + 0.5 * jax.random.normal(jax.random.PRNGKey(len(str(p))), v.shape)

@@ -267,7 +267,8 @@ def test_bfloat16_computation_float32_params_and_logits(arch, shape):
     g, d = models.build_models(cfg, shape)
     out = _abstract(g, d, shape, cfg.latent_dim)
     assert out['g_eval'].dtype == jnp.float32
-    assert out['d_eval'].dtype == jnp.float32
+    assert out['d_eval']['logit'].dtype == jnp.float32
+    assert out['d_eval']['features'].dtype == jnp.float32
     for variables in (out['gv'], out['dv']):
         assert all(leaf.dtype == jnp.float32 for _, leaf in _leaves_with_paths(variables))
     z = jax.ShapeDtypeStruct((BATCH, cfg.latent_dim), jnp.float32)
@@ -294,7 +295,7 @@ def test_param_dtype_bfloat16_is_honoured():
     out = _abstract(g, d, (2,), cfg.latent_dim)
     dtypes = {leaf.dtype for _, leaf in _leaves_with_paths(out['gv']['params'])}
     assert dtypes == {jnp.dtype(jnp.bfloat16)}
-    assert out['d_eval'].dtype == jnp.float32
+    assert out['d_eval']['logit'].dtype == jnp.float32
 
 
 @pytest.mark.parametrize('arch,shape', [(a, SHAPES[a][0]) for a in SHAPES],

@@ -87,8 +87,9 @@ class DCGANGenerator(nn.Module):
       param_dtype: parameter dtype.
       kernel_init: initializer of every kernel.
       num_classes: > 0 makes G class-conditional, reading the label as `conditioning` says.
-      conditioning: 'norm' (class-conditional gain and bias in every normalization layer) or
-        'concat' (one-hot label appended to z); see :data:`ganjax.models.layers.G_CONDITIONING`.
+      conditioning: 'norm' (class-conditional gain and bias in every normalization layer),
+        'concat' (one-hot label appended to z) or 'both'; see
+        :data:`ganjax.models.layers.G_CONDITIONING`.
       axis_name: pmap axis over which BatchNorm averages batch statistics (None under jit).
     """
 

@@ -26,9 +26,9 @@ NORMS = ('batch', 'layer', 'none')
 #: Output activations understood by :func:`output_activation`.
 OUTPUT_ACTIVATIONS = ('tanh', 'none')
 #: How a class-conditional generator reads its label: 'norm' (class-conditional gain and bias of
-#: every normalization layer, :func:`normalize`) or 'concat' (one-hot label appended to z,
-#: :func:`condition_latent`).
-G_CONDITIONING = ('norm', 'concat')
+#: every normalization layer, :func:`normalize`), 'concat' (one-hot label appended to z,
+#: :func:`condition_latent`) or 'both'.
+G_CONDITIONING = ('norm', 'concat', 'both')
 #: Discriminator heads (:func:`logit_head`): 'logit' (unconditional), 'projection' (Miyato &
 #: Koyama 2018), 'acgan' (Odena et al. 2017), 'kplus1' (Salimans et al. 2016).
 D_HEADS = ('logit', 'projection', 'acgan', 'kplus1')
@@ -589,8 +589,8 @@ def generator_conditioning(num_classes: int, conditioning: str, norm: str) -> tu
       norm: the generator's normalization kind.
 
     Returns:
-      ``(classes appended to z, classes of the norm layers)``: one of them is ``num_classes``,
-      the other 0 (both 0 for an unconditional generator).
+      ``(classes appended to z, classes of the norm layers)``: ``num_classes`` or 0 each (both
+      0 for an unconditional generator).
 
     Raises:
       ConfigError: for an unknown `conditioning`, or 'norm' conditioning without a norm layer.
@@ -601,9 +601,9 @@ def generator_conditioning(num_classes: int, conditioning: str, norm: str) -> tu
     if conditioning == 'concat':
         return num_classes, 0
     if norm == 'none':
-        raise ConfigError("model.g_conditioning='norm' needs normalization layers in G "
+        raise ConfigError(f'model.g_conditioning={conditioning!r} needs normalization layers in G '
                           "(model.g_norm='batch' or 'layer'); with g_norm='none' use 'concat'")
-    return 0, num_classes
+    return (num_classes if conditioning == 'both' else 0), num_classes
 
 
 def num_elements(shape: Sequence[int]) -> int:

@@ -31,8 +31,9 @@ class MLPGenerator(nn.Module):
       dtype: computation dtype (None: float32 by inference).
       param_dtype: parameter dtype.
       num_classes: > 0 makes G class-conditional, reading the label as `conditioning` says.
-      conditioning: 'norm' (class-conditional gain and bias in every normalization layer) or
-        'concat' (one-hot label appended to z); see :data:`ganjax.models.layers.G_CONDITIONING`.
+      conditioning: 'norm' (class-conditional gain and bias in every normalization layer),
+        'concat' (one-hot label appended to z) or 'both'; see
+        :data:`ganjax.models.layers.G_CONDITIONING`.
       axis_name: pmap axis over which BatchNorm averages batch statistics (None under jit).
     """
 

@@ -167,8 +167,9 @@ class ResNetGenerator(nn.Module):
       dtype: computation dtype (None: inferred).
       param_dtype: parameter dtype.
       num_classes: > 0 makes G class-conditional, reading the label as `conditioning` says.
-      conditioning: 'norm' (class-conditional gain and bias in every normalization layer) or
-        'concat' (one-hot label appended to z); see :data:`ganjax.models.layers.G_CONDITIONING`.
+      conditioning: 'norm' (class-conditional gain and bias in every normalization layer),
+        'concat' (one-hot label appended to z) or 'both'; see
+        :data:`ganjax.models.layers.G_CONDITIONING`.
       axis_name: pmap axis over which BatchNorm averages batch statistics (None under jit).
     """
 
