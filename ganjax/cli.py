@@ -252,9 +252,14 @@ def _sample(args, extra) -> None:
     # A conditional generator's samples cycle through the classes.
     y = np.arange(args.num, dtype=np.int32) % gan.num_classes if gan.num_classes else None
     x = np.asarray(jax.jit(make_generate_fn(gan))(state.ema_params, state.g_state, z, y))
+    scaling = run_dir.load_scaling(args.workdir)
     if is_array:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        np.save(args.out, run_dir.load_scaling(args.workdir).to_data(x))
+        np.save(args.out, scaling.to_data(x))
+    elif (images.image_format(args.out) == 'TIFF' and x.ndim == 4 and scaling.quantize and
+          images.needs_tiff(scaling.dtype, x.shape[-1])):
+        # 16-bit or many-channel images: every sample exactly, one page each, in the data's units.
+        images.save_tiff(scaling.to_data(x), args.out)
     else:
         images.save_image(images.samples_figure(x), args.out)
     print(f'[ganjax] wrote {args.num} samples from step {int(state.step)} to {args.out}')
