@@ -393,3 +393,25 @@ def test_a_run_on_16bit_crops_writes_16bit_many_channel_tiff_samples(tmp_path):
     (grid,) = os.listdir(os.path.join(workdir, 'samples'))
     with Image.open(os.path.join(workdir, 'samples', grid)) as img:
         assert img.mode == 'L'
+
+
+# --------------------------------------------------------------------------------------------
+# The prepare step of configs/microscopy_crops.py (scikit-image's images are replaced here)
+
+
+def test_prepare_microscopy_writes_fields_and_their_attribution(tmp_path):
+    from ganjax.data import prepare_microscopy
+
+    rgb = stack(0, (20, 30, 3), 256, np.uint8)
+    gray = stack(1, (11, 9), 256, np.uint8)
+    fake = {'ihc': rgb, 'cell': gray}
+    written = prepare_microscopy.prepare(str(tmp_path), load=fake.__getitem__)
+    assert [os.path.basename(p) for p in written['ihc']] == [f'field_0{k}.png' for k in range(4)]
+    with Image.open(written['ihc'][3]) as img:
+        np.testing.assert_array_equal(np.asarray(img), rgb[10:20, 15:30])
+    readme = (tmp_path / 'README.md').read_text()
+    assert 'No known copyright restrictions' in readme and 'CC0' in readme
+    config = folder_config(tmp_path / 'ihc', crop_size=8, crops_per_image=2, eval_fraction=0.25)
+    assert len(data_lib.build_source(config, 'train')) == 6
+    with pytest.raises(ConfigError, match='unknown bundled'):
+        prepare_microscopy.prepare(str(tmp_path), names=('lena',), load=fake.__getitem__)
