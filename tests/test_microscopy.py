@@ -75,6 +75,12 @@ def test_rgba_tiff_drops_alpha_and_imagej_channels_are_channels(tmp_path):
     src = data_lib.build_source(folder_config(tmp_path), 'train')
     assert src.data_shape == (6, 6, 3)
     np.testing.assert_array_equal(everything(src)['x'][0], rgba[..., :3])
+    planar = tmp_path / 'planar'
+    planar.mkdir()
+    tifffile.imwrite(planar / 'p.tif', np.moveaxis(rgba, -1, 0), photometric='rgb',
+                     planarconfig='separate')
+    src = data_lib.build_source(folder_config(planar), 'train')
+    np.testing.assert_array_equal(everything(src)['x'][0], rgba[..., :3])
     hyper = tmp_path / 'hyper'
     hyper.mkdir()
     chw = stack(3, (3, 8, 8))

@@ -13,9 +13,10 @@ Channels (the layout rule). A PNG/JPEG/... has 1 channel (grayscale modes) or 3 
 mode; alpha is dropped). A TIFF is read with tifffile, by the axes of its first series:
     [H, W]      (axes YX)              one channel;
     [H, W, S]   (YXS, samples/pixel)   S channels, less any alpha samples (an RGBA TIFF has 3);
-                                       write such files with planarconfig='contig';
-    [C, H, W]   (CYX, SYX, QYX, IYX)   pages (or planar samples) are channels, e.g. a 5-channel
-                                       cell-painting stack saved one channel per page.
+                                       write such files with planarconfig='contig' (or planar,
+                                       SYX, the same rule);
+    [C, H, W]   (CYX, QYX, IYX)        pages are channels, e.g. a 5-channel cell-painting stack
+                                       saved one channel per page.
 Refused as ambiguous, naming the file: a Z or T axis (a z-stack or time series, not channels),
 more than 3 dimensions, and a stack of generic pages (QYX, IYX) with more pages than the pages
 have rows or columns: that is how an [H, W, C] array saved without planarconfig='contig' reads
@@ -93,7 +94,7 @@ class _Header:
         channels: channels the file gives (the layout rule of the module docstring).
         bits: 8 or 16.
         layout: how the decoded array becomes [H, W, C]: 'pil', 'yx', 'yxs' or 'cyx'.
-        keep: for 'yxs', the samples kept (alpha samples left out); () keeps all.
+        keep: the channels kept of a TIFF with alpha samples (alpha left out); () keeps all.
     """
     size: tuple[int, int]
     channels: int
@@ -216,15 +217,18 @@ def _tiff_header(path: str, series: Any, page: Any) -> _Header:
     bits = IMAGE_BITS[dtype]
     if len(shape) == 2 and axes.endswith('YX'):
         return _Header((shape[1], shape[0]), 1, bits, 'yx')
-    if len(shape) == 3 and axes == 'YXS':
+    if len(shape) == 3 and axes in ('YXS', 'SYX'):
+        # Samples per pixel, contiguous (YXS) or planar (SYX); the trailing ones may be alpha.
+        count = shape[2] if axes == 'YXS' else shape[0]
         extra = tuple(int(v) for v in (getattr(page, 'extrasamples', ()) or ()))
-        first_extra = shape[2] - len(extra)
-        keep = tuple(k for k in range(shape[2])
+        first_extra = count - len(extra)
+        keep = tuple(k for k in range(count)
                      if k < first_extra or extra[k - first_extra] not in _ALPHA_SAMPLES)
         if not keep:
             raise DataError(f'image file {path!r} holds only alpha samples')
-        return _Header((shape[1], shape[0]), len(keep), bits, 'yxs',
-                       keep if len(keep) < shape[2] else ())
+        size = (shape[1], shape[0]) if axes == 'YXS' else (shape[2], shape[1])
+        return _Header(size, len(keep), bits, 'yxs' if axes == 'YXS' else 'cyx',
+                       keep if len(keep) < count else ())
     if len(shape) == 3 and axes[1:] == 'YX' and axes[0] in _CHANNEL_AXES:
         if axes[0] in _GENERIC_PAGE_AXES and shape[0] > min(shape[1:]):
             raise DataError(
@@ -253,7 +257,7 @@ def _probe(path: str) -> _Header:
             with tifffile.TiffFile(path) as tif:
                 if not tif.series:
                     raise DataError(f'image file {path!r} holds no image')
-                return _tiff_header(path, tif.series[0], tif.pages.first)
+                return _tiff_header(path, tif.series[0], tif.pages[0])
         with Image.open(path) as img:
             size, mode, fmt, tile = img.size, img.mode, img.format, img.tile
     except DataError:
@@ -273,7 +277,7 @@ def _decode_native(path: str, header: _Header) -> np.ndarray:
         if _is_tiff(path):
             with tifffile.TiffFile(path) as tif:
                 series = tif.series[0]
-                if _tiff_header(path, series, tif.pages.first) != header:
+                if _tiff_header(path, series, tif.pages[0]) != header:
                     raise DataError(f'image file {path!r} changed while it was read')
                 try:
                     arr = series.asarray()
@@ -283,7 +287,7 @@ def _decode_native(path: str, header: _Header) -> np.ndarray:
                     arr = _pil_tiff(path, tuple(series.shape), series.dtype, str(e))
             if header.layout == 'cyx':
                 arr = np.moveaxis(arr, 0, -1)
-            elif header.layout == 'yxs' and header.keep:
+            if header.keep:
                 arr = arr[..., list(header.keep)]
         else:
             with Image.open(path) as img:
