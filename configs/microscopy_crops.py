@@ -27,7 +27,8 @@ from ganjax import default_config as default
 
 
 def get_config():
-    """DCGAN-64 at widths 32/32 on 64x64 crops, percentile-normalised, non-saturating loss."""
+    """DCGAN-64 at widths 32/32 on 64x64 crops, percentile-normalised; D with spectral norm
+    and no BatchNorm, hinge loss (SNGAN's recipe, Miyato et al. 2018)."""
     config = default.get_config()
     config.model.arch = 'dcgan'
     config.model.latent_dim = 64
@@ -35,6 +36,12 @@ def get_config():
     # (benchmarks/results/throughput_DCGAN-64_single_float32_b64_cpu.json); 32 is ~4x cheaper.
     config.model.g_features = 32
     config.model.d_features = 32
+    # 768 crops of three fields are little data: with DCGAN's BatchNorm D and the non-saturating
+    # loss, D reached accuracy 1.00 by step 100 and G collapsed to one pattern by step 250.
+    # Spectral norm in D (without BatchNorm) and the hinge loss kept the two in balance.
+    config.model.d_norm = 'none'
+    config.model.d_spectral_norm = True
+    config.loss.name = 'hinge'
     config.data.name = 'image_folder'
     config.data.path = 'data/microscopy/ihc'
     config.data.crop_size = 64
