@@ -25,6 +25,8 @@ import common  # noqa: E402  (benchmarks/common.py, beside this script)
 from ganjax import data, images, run_dir, summaries  # noqa: E402
 from ganjax.train_step import make_generate_fn, sample_latent  # noqa: E402
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def side_by_side(real: np.ndarray, fake: np.ndarray, gap: int = 8) -> np.ndarray:
     """Two uint8 image batches [N, H, W, C] as grids, left and right of a white gap.
@@ -70,7 +72,8 @@ def main(argv=None) -> int:
     seconds = sum((b - a) / r['steps_per_sec'] for a, b, r in zip(steps, steps[1:], metrics)
                   if r.get('steps_per_sec'))
     record = {
-        'benchmark': 'microscopy_crops', 'workdir': args.workdir, 'picture': args.out,
+        'benchmark': 'microscopy_crops', 'workdir': args.workdir,
+        'picture': os.path.relpath(os.path.abspath(args.out), ROOT),
         'step': int(state.step), 'dataset': source.description,
         'scaling': scaling.to_json(), 'percentile_window': [w.tolist() for w in scaling.window],
         'last_metrics': metrics[-1] if metrics else None,

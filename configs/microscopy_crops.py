@@ -11,12 +11,12 @@ Run (from the repository root):
     ganjax train --config configs/microscopy_crops.py --workdir runs/microscopy_crops
 
 Expected result: 4 fields of 256 x 256 (data/microscopy/ihc, README.md beside them with the
-images' terms); 3 train fields give 768 crops, the held-out one 256. benchmarks/results/
-microscopy_crops_cpu.md has a measured run (command, steps, time) and its picture
-microscopy_crops_cpu.png: real crops beside samples of the EMA generator after 1,500 steps
-(~14 minutes on the shared 2-core CPU) — purple nuclei and brown-stained texture on pale
-background, blurrier than the real crops and without their gland structure; a short CPU run,
-not a converged model.
+images' terms); 3 train fields give 768 crops, the held-out one 256. After 1,500 steps (~42
+minutes on the shared 2-core CPU, 0.4-0.8 steps/s) the EMA generator's samples have the crops'
+colours (DAB brown, pale background) and their large-scale layout, but no nuclei, membranes or
+glands: benchmarks/results/microscopy_crops_cpu.png (real crops left, samples right; made by
+`python benchmarks/microscopy_crops.py --workdir runs/microscopy_crops`) and its .md/.json with
+the measured numbers. A short CPU run, not a converged model.
 
 For your own data: data.path to a folder of PNG/TIFF (8- or 16-bit, 1 to many channels; see
 ganjax/data/image_folder.py for the TIFF layout rule), data.crop_size to the crop side and, for
