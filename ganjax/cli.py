@@ -397,6 +397,12 @@ def _write_samples(kind: str, out: str, x, labels, names: tuple[str, ...], scali
     from ganjax import images
 
     if kind == 'picture':
+        if (images.image_format(out) == 'TIFF' and x.ndim == 4 and scaling.quantize
+                and images.needs_tiff(scaling.dtype, x.shape[-1])):
+            # 16-bit or many-channel images: every sample exactly, one page each, in the data's
+            # units.
+            images.save_tiff(scaling.to_data(x), out)
+            return
         images.save_image(images.samples_figure(x, ncols=ncols), out)
         return
     if kind == 'folder':

@@ -242,13 +242,13 @@ _POSITIVE = ('model.latent_dim', 'model.g_features', 'model.d_features', 'model.
              'train.sample_every', 'train.checkpoint_every', 'train.keep_checkpoints',
              'train.num_samples', 'penalty.interval', 'train.steps_per_call', 'parallel.fsdp',
              'data.on_device_max_mb', 'eval.num_samples', 'eval.batch_size', 'optim.eps',
-             'data.threads')
+             'data.threads', 'data.crops_per_image')
 _NON_NEGATIVE = ('optim.g_lr', 'optim.d_lr', 'loss.weight_clip', 'penalty.weight',
                  'optim.grad_clip_norm', 'optim.weight_decay', 'data.prefetch',
                  'data.image_size', 'data.channels', 'parallel.num_devices',
                  'parallel.num_processes', 'parallel.fsdp_min_size', 'eval.every',
                  'optim.schedule_steps', 'data.workers', 'loss.class_weight',
-                 'data.num_labels', 'data.label_seed', 'data.labelled_batch_size')
+                 'data.num_labels', 'data.label_seed', 'data.labelled_batch_size', 'data.crop_size')
 # [0, 1): decay rates, where 1 would freeze an average and more would make it diverge.
 _UNIT_INTERVAL = {
     'optim.b1': "Adam's beta1, SGD's momentum",
@@ -270,6 +270,7 @@ def validate(config: ConfigDict) -> None:
     # Imported here, not at the top: the tables pull in jax (seconds), and the CLI loads and
     # checks a config file (this module) before it pays for that, so a bad file fails at once.
     from ganjax import data, losses, models, optim, penalties  # noqa: PLC0415
+    from ganjax.data import image_folder  # noqa: PLC0415
     from ganjax.metrics.goals import METRIC_GOALS  # noqa: PLC0415
     from ganjax.models import dcgan, layers  # noqa: PLC0415
 
@@ -281,6 +282,8 @@ def validate(config: ConfigDict) -> None:
         'model.d_norm': layers.NORMS,
         'model.output_activation': layers.OUTPUT_ACTIVATIONS,
         'data.name': data.DATASETS,
+        'data.normalize': image_folder.NORMALIZE,
+        'data.crop_mode': image_folder.CROP_MODES,
         'loss.name': losses.LOSSES,
         'penalty.name': penalties.PENALTIES,
         'optim.name': optim.OPTIMIZERS,
@@ -305,6 +308,7 @@ def validate(config: ConfigDict) -> None:
     for key, meaning in _UNIT_INTERVAL.items():
         if not 0.0 <= flat[key] < 1.0:
             raise ConfigError(f'{key} must be in [0, 1) ({meaning}), got {flat[key]}')
+    image_folder.options(config.data)  # data.percentiles: (low, high) in [0, 100]
     if flat['parallel.process_id'] < -1:
         raise ConfigError(f"parallel.process_id must be >= 0, or -1 for the environment's, got "
                           f"{flat['parallel.process_id']}")

@@ -57,6 +57,19 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.standardize = False  # csv: model sees each column as z-scores (train split stats)
     config.data.image_size = 0  # 0 = native size; else center-crop and resize to this square size
     config.data.channels = 0  # 0 = native; 1 or 3 converts grayscale <-> RGB
+    # image_folder only (ganjax/data/image_folder.py). Intensities: none (by bit depth) |
+    # percentile (per channel, the training split's `percentiles` -> [-1, 1], clipped; stored with
+    # the run and inverted when samples are written).
+    config.data.normalize = 'none'
+    config.data.percentiles = (0.5, 99.5)  # (low, high) for normalize='percentile'
+    # > 0: train on crop_size squares of images of any size (then resized to image_size if set):
+    # crops_per_image seeded random crops per image (crop_mode='random'), or every tile of a
+    # centred grid (crop_mode='tile'); drawn once when the folder is loaded.
+    config.data.crop_size = 0
+    config.data.crops_per_image = 16
+    config.data.crop_mode = 'random'
+    # Leave unreadable or odd files out (logged with a count) instead of stopping at the first.
+    config.data.skip_bad_files = False
     config.data.eval_fraction = 0.1  # held out when a dataset has no evaluation split
     config.data.split_seed = 0  # seed of that train/eval split
     # Semi-supervised training (model.d_head='kplus1'): keep the labels of num_labels training

@@ -44,11 +44,25 @@ def make_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.
     return grid
 
 
+def channel_montage(images: np.ndarray) -> np.ndarray:
+    """Lays each image's channels side by side as one grayscale image, to show many channels.
+
+    Args:
+      images: [N, H, W, C].
+
+    Returns:
+      [N, H, W * C, 1], channel k in columns [k * W, (k + 1) * W).
+    """
+    n, h, w, c = images.shape
+    return np.moveaxis(images, -1, 2).reshape(n, h, w * c, 1)
+
+
 def samples_figure(samples: np.ndarray, reference: np.ndarray | None = None,
                    ncols: int | None = None) -> np.ndarray:
     """Renders a batch of samples of any data shape as one RGB or grayscale uint8 picture.
 
-    Images [N, H, W, C] become a grid; 2D points a scatter plot; other vectors and 1D sequences a
+    Images [N, H, W, C] become a grid (C other than 1 or 3: each sample's channels side by side
+    in gray, `channel_montage`); 2D points a scatter plot; other vectors and 1D sequences a
     heatmap with one row per sample (the natural view of expression profiles and sequences).
 
     Args:
@@ -63,6 +77,9 @@ def samples_figure(samples: np.ndarray, reference: np.ndarray | None = None,
       uint8 [H, W, C] picture.
     """
     samples = np.asarray(samples, np.float32)
+    if samples.ndim == 4 and samples.shape[-1] not in (1, 3):
+        return make_grid(to_uint8(channel_montage(samples)),
+                         ncols or max(1, math.ceil(math.sqrt(len(samples) / samples.shape[-1]))))
     if samples.ndim == 4 and samples.shape[-1] in (1, 3):
         return make_grid(to_uint8(samples), ncols)
     import matplotlib
@@ -140,6 +157,43 @@ def save_image(picture: np.ndarray, path: str, format: str | None = None) -> Non
     options = {'quality': 95} if format in ('JPEG', 'WEBP') else {}
     tmp = path + '.tmp'
     Image.fromarray(picture).save(tmp, format=format, **options)
+    os.replace(tmp, path)
+
+
+def needs_tiff(dtype: np.dtype, channels: int) -> bool:
+    """Whether images of this dtype and channel count need TIFF to be written exactly (16-bit
+    pixels, or a channel count other than gray or RGB), rather than an 8-bit picture."""
+    return np.dtype(dtype) != np.uint8 or channels not in (1, 3)
+
+
+def save_tiff(images: np.ndarray, path: str) -> None:
+    """Writes images in the data's units to one TIFF exactly: every channel, 8 or 16 bits.
+
+    One page per image, its channels as contiguous samples ([H, W, C]; photometric RGB for 3
+    channels, else minisblack), so `tifffile.imread(path)` returns `images` (with its axes of
+    length 1 dropped: [H, W, C] for one image, [N, H, W] for gray). Written atomically.
+
+    Args:
+      images: uint8 or uint16 [N, H, W, C] (e.g. `Scaling.to_data` of generated samples).
+      path: destination .tif / .tiff file.
+
+    Raises:
+      ValueError: for another dtype or shape.
+    """
+    import tifffile  # noqa: PLC0415 (only for 16-bit or many-channel data)
+
+    images = np.asarray(images)
+    if images.ndim != 4 or images.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f'save_tiff takes uint8 / uint16 images [N, H, W, C], got '
+                         f'{images.dtype} {images.shape}')
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    c = images.shape[-1]
+    tmp = path + '.tmp'
+    with tifffile.TiffWriter(tmp) as tif:
+        for image in images:
+            tif.write(image[..., 0] if c == 1 else image,
+                      photometric='rgb' if c == 3 else 'minisblack',
+                      planarconfig=None if c == 1 else 'contig', metadata=None)
     os.replace(tmp, path)
 
 

@@ -468,11 +468,11 @@ def test_image_folder_refuses_mixed_bit_depths_and_lossy_16bit_files(tmp_path):
     config = make_config(name='image_folder', path=str(tmp_path), eval_fraction=0)
     with pytest.raises(DataError, match=r"mixes 8-bit .*shallow.png.* 16-bit .*deep.png"):
         data_lib.build_source(config, 'train')
-    # A stack of pages is not one image.
+    # A 4-D array is not one image (a stack of pages [C, H, W] is: tests/test_microscopy.py).
     stack = tmp_path / 'stack'
     stack.mkdir()
-    tifffile.imwrite(stack / 's.tif', np.zeros((5, 6, 6), np.uint16))
-    with pytest.raises(DataError, match=r's.tif.*one 2-D image per TIFF'):
+    tifffile.imwrite(stack / 's.tif', np.zeros((2, 5, 6, 6), np.uint16))
+    with pytest.raises(DataError, match=r's.tif.*one image per file'):
         data_lib.build_source(make_config(name='image_folder', path=str(stack)), 'train')
     floats = tmp_path / 'floats'
     floats.mkdir()

@@ -115,7 +115,7 @@ def test_bad_scalings_and_records_are_data_errors():
     record['scale'] = 'x'
     with pytest.raises(DataError):
         Scaling.from_json(record)
-    assert set(KINDS) == {'image', 'identity', 'standardized', 'one_hot'}
+    assert set(KINDS) == {'image', 'identity', 'standardized', 'one_hot', 'percentile'}
 
 
 def test_array_source_checks_its_scaling():

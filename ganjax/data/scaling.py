@@ -17,6 +17,12 @@ Kinds:
     standardized  per-column mean / std -> 0 / 1; `to_data` returns the table's own units.
     one_hot       one-hot (or soft) encodings, not rescaled; `to_data` returns the model's
                   float32 probabilities for the caller to decode (e.g. argmax).
+    percentile    per-channel intensity window [low, high] (percentiles of the training split)
+                  -> [-1, 1], clipped; `to_data` maps [-1, 1] back to [low, high] in the data's
+                  integer units (microscopy: a few bright pixels do not squash the rest).
+
+A clipped kind (`clip=True`: percentile) adds one clip to [-1, 1] after the affine map; the
+values clipped away cannot come back, every other value does (within rounding).
 """
 
 from __future__ import annotations
@@ -29,17 +35,20 @@ import numpy as np
 
 from ganjax.errors import DataError
 
-KINDS = ('image', 'identity', 'standardized', 'one_hot')
+KINDS = ('image', 'identity', 'standardized', 'one_hot', 'percentile')
 #: Bit depth of the image dtypes that sources store: `Scaling.image(IMAGE_BITS[x.dtype])`.
 IMAGE_BITS = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}
 _FIELDS = ('kind', 'dtype', 'scale', 'offset', 'quantize')
+# Written only when set, so that the records of the unclipped kinds stay as they were.
+_OPTIONAL_FIELDS = ('clip',)
 
 
 @dataclasses.dataclass(frozen=True)
 class Scaling:
     """model = stored.astype(float32) * scale + offset, per feature (the last axis).
 
-    Build one with `image`, `identity`, `standardized` or `one_hot` rather than directly.
+    Build one with `image`, `identity`, `standardized`, `one_hot` or `percentile` rather than
+    directly.
 
     Attributes:
         kind: one of KINDS (what the map means; the arithmetic is the same for all).
@@ -48,6 +57,7 @@ class Scaling:
         offset: added after scaling; one value, or one per feature.
         quantize: whether `to_data` rounds to `dtype` and clips to its range (integer images);
             otherwise `to_data` returns float32.
+        clip: whether `to_model` clips its result to [-1, 1] (a window of the stored values).
     """
 
     kind: str
@@ -55,6 +65,7 @@ class Scaling:
     scale: tuple[float, ...] = (1.0,)
     offset: tuple[float, ...] = (0.0,)
     quantize: bool = False
+    clip: bool = False
     # float32 constants of the forward map and float64 ones of the inverse, built once.
     _scale32: Any = dataclasses.field(init=False, repr=False, compare=False)
     _offset32: Any = dataclasses.field(init=False, repr=False, compare=False)
@@ -63,6 +74,7 @@ class Scaling:
         object.__setattr__(self, 'scale', tuple(float(s) for s in np.ravel(self.scale)))
         object.__setattr__(self, 'offset', tuple(float(o) for o in np.ravel(self.offset)))
         object.__setattr__(self, 'dtype', np.dtype(self.dtype).name)
+        object.__setattr__(self, 'clip', bool(self.clip))
         if self.kind not in KINDS:
             raise DataError(f'scaling kind {self.kind!r} is not one of {list(KINDS)}')
         sizes = {len(self.scale), len(self.offset)} - {1}
@@ -127,13 +139,48 @@ class Scaling:
         """One-hot encodings (any stored dtype), used by the model as float32 without rescaling."""
         return cls('one_hot', np.dtype(dtype).name)
 
+    @classmethod
+    def percentile(cls, low: Sequence[float], high: Sequence[float],
+                   dtype: Any = 'uint16') -> Scaling:
+        """Per-channel window [low, high] -> [-1, 1], clipped (percentile normalisation).
+
+        The usual intensity normalisation of fluorescence microscopy (e.g. CellProfiler's and
+        csbdeep's percentile normalisation): low and high are percentiles of each channel over
+        the training split, e.g. 0.5 and 99.5, so that a few saturated or dead pixels do not
+        set the range. Values outside the window are clipped to it.
+
+        Args:
+            low: per-channel stored value that maps to -1.
+            high: per-channel stored value that maps to +1; a channel with high <= low (a
+                constant channel) gets high = low + 1, so that it maps to -1 and back.
+            dtype: the stored dtype; integer dtypes are rounded back by `to_data`.
+
+        Returns:
+            The Scaling.
+        """
+        low = np.asarray(low, np.float64).ravel()
+        high = np.asarray(high, np.float64).ravel()
+        if low.shape != high.shape:
+            raise DataError(f'percentile scaling: {low.size} low values but {high.size} high ones')
+        high = np.where(high > low, high, low + 1.0)
+        scale = 2.0 / (high - low)
+        integer = np.issubdtype(np.dtype(dtype), np.integer)
+        return cls('percentile', np.dtype(dtype).name, tuple(scale), tuple(-1.0 - low * scale),
+                   quantize=integer, clip=True)
+
+    @property
+    def window(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high): the stored values (per feature) that map to -1 and +1."""
+        scale, offset = np.asarray(self.scale), np.asarray(self.offset)
+        return (-1.0 - offset) / scale, (1.0 - offset) / scale
+
     # -- the maps -------------------------------------------------------------------------------
 
     def to_model(self, x):
         """Stored values -> float32 model input.
 
-        Uses only `.astype` and arithmetic with numpy constants, so it works on numpy arrays and,
-        unchanged, on jax arrays inside a jitted function.
+        Uses only `.astype`, arithmetic with numpy constants and `.clip`, so it works on numpy
+        arrays and, unchanged, on jax arrays inside a jitted function.
 
         Args:
             x: a batch [..., features] of stored values (numpy or jax array).
@@ -141,14 +188,17 @@ class Scaling:
         Returns:
             float32 array of the same shape (numpy for numpy input, jax for jax input).
         """
-        return x.astype(np.float32) * self._scale32 + self._offset32
+        y = x.astype(np.float32) * self._scale32 + self._offset32
+        return y.clip(-1.0, 1.0) if self.clip else y
 
     def to_data(self, y: np.ndarray) -> np.ndarray:
         """Model output -> the data's own units.
 
         Integer images are clipped to the model's range [-1, 1], mapped to [0, 2^bits - 1],
-        rounded and cast to their dtype (NaN becomes the lowest value). Other kinds come back as
-        float32 in the data's units (one-hot: the probabilities, for the caller to decode).
+        rounded and cast to their dtype (NaN becomes the lowest value). A clipped kind
+        (percentile) clips y to [-1, 1] first, so samples stay inside the stored window. Other
+        kinds come back as float32 in the data's units (one-hot: the probabilities, for the
+        caller to decode).
 
         Args:
             y: model outputs [..., features] (host array).
@@ -157,6 +207,8 @@ class Scaling:
             numpy array of `dtype` (quantized kinds) or float32.
         """
         y = np.asarray(y, np.float64)
+        if self.clip:
+            y = np.clip(y, -1.0, 1.0)
         x = (y - np.asarray(self.offset)) / np.asarray(self.scale)
         if not self.quantize:
             return x.astype(np.float32)
@@ -199,8 +251,11 @@ class Scaling:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-serializable dict that `from_json` turns back into an equal Scaling."""
-        return {'kind': self.kind, 'dtype': self.dtype, 'scale': list(self.scale),
-                'offset': list(self.offset), 'quantize': self.quantize}
+        record = {'kind': self.kind, 'dtype': self.dtype, 'scale': list(self.scale),
+                  'offset': list(self.offset), 'quantize': self.quantize}
+        if self.clip:
+            record['clip'] = True
+        return record
 
     @classmethod
     def from_json(cls, record: Any) -> Scaling:
@@ -220,13 +275,16 @@ class Scaling:
                 record = json.loads(record)
             except json.JSONDecodeError as e:
                 raise DataError(f'scaling record is not JSON: {e}') from e
-        if not isinstance(record, dict) or set(record) != set(_FIELDS):
+        if not isinstance(record, dict) or not (
+                set(_FIELDS) <= set(record) <= set(_FIELDS + _OPTIONAL_FIELDS)):
             keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-            raise DataError(f'scaling record must have the keys {list(_FIELDS)}, got {keys}')
+            raise DataError(f'scaling record must have the keys {list(_FIELDS)} (and optionally '
+                            f'{list(_OPTIONAL_FIELDS)}), got {keys}')
         try:
             return cls(str(record['kind']), np.dtype(record['dtype']).name,
                        tuple(float(v) for v in record['scale']),
-                       tuple(float(v) for v in record['offset']), bool(record['quantize']))
+                       tuple(float(v) for v in record['offset']), bool(record['quantize']),
+                       bool(record.get('clip', False)))
         except (TypeError, ValueError) as e:
             if isinstance(e, DataError):
                 raise
@@ -238,3 +296,51 @@ def _constant(values: tuple[float, ...]):
     if len(values) == 1:
         return np.float32(values[0])
     return np.asarray(values, np.float32)
+
+
+def channel_percentiles(images: Sequence[np.ndarray], levels: Sequence[float]) -> np.ndarray:
+    """Per-channel percentiles of the pixels of integer images, from histograms.
+
+    Equal to `np.percentile(all_pixels_of_channel, levels)` (linear interpolation) without
+    gathering the pixels: one bincount per image and channel, so a folder of 16-bit images
+    costs 65,536 counts per channel rather than a sorted copy of every pixel.
+
+    Args:
+        images: uint8 / uint16 arrays [..., H, W, C], all with the same C (e.g. a list of images
+            of different sizes, or one stacked array).
+        levels: percentiles in [0, 100], e.g. (0.5, 99.5).
+
+    Returns:
+        float64 [len(levels), C].
+
+    Raises:
+        DataError: for non-integer images, mixed channel counts, or no pixels.
+    """
+    images = [np.asarray(img) for img in images] if not isinstance(images, np.ndarray) else (
+        [images])
+    channels = {img.shape[-1] for img in images}
+    if len(channels) != 1 or not all(img.dtype in IMAGE_BITS for img in images):
+        raise DataError('percentiles need uint8 / uint16 images with one channel count, got '
+                        f'{sorted({img.dtype.name for img in images})} with '
+                        f'{sorted(channels)} channels')
+    (c,) = channels
+    bins = 2 ** max(IMAGE_BITS[img.dtype] for img in images)
+    counts = np.zeros((c, bins), np.int64)
+    for img in images:
+        flat = img.reshape(-1, c)
+        for k in range(c):
+            counts[k] += np.bincount(flat[:, k], minlength=bins)
+    n = int(counts[0].sum())
+    if n == 0:
+        raise DataError('percentiles of no pixels')
+    out = np.empty((len(levels), c), np.float64)
+    for k in range(c):
+        cumulative = np.cumsum(counts[k])
+        for j, level in enumerate(levels):
+            # np.percentile's 'linear' method: the order statistics at floor(q) and floor(q) + 1.
+            q = float(level) / 100.0 * (n - 1)
+            i = int(np.floor(q))
+            lo = np.searchsorted(cumulative, i, side='right')
+            hi = np.searchsorted(cumulative, min(i + 1, n - 1), side='right')
+            out[j, k] = lo + (q - i) * (hi - lo)
+    return out

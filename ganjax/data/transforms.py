@@ -123,3 +123,41 @@ def fit_images(images: np.ndarray, image_size: int, channels: int) -> np.ndarray
         c = channels or images.shape[-1]
         return np.zeros((0, image_size, image_size, c), images.dtype)
     return np.stack(out)
+
+
+def random_crop_origins(shape: tuple[int, int], size: int, count: int,
+                        rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Corners (top, left) of `count` uniformly random size x size crops of an [H, W] image.
+
+    Args:
+        shape: (H, W), each >= size.
+        size: side of the crops.
+        count: how many.
+        rng: the generator to draw from (seeded by the caller, per image).
+
+    Returns:
+        A list of (top, left).
+    """
+    h, w = shape
+    tops = rng.integers(0, h - size + 1, count)
+    lefts = rng.integers(0, w - size + 1, count)
+    return [(int(t), int(left)) for t, left in zip(tops, lefts)]
+
+
+def tile_origins(shape: tuple[int, int], size: int) -> list[tuple[int, int]]:
+    """Corners (top, left) of the non-overlapping size x size tiles of an [H, W] image.
+
+    The floor(H / size) x floor(W / size) grid is centred, so the border left over is split
+    between the two sides; the tiles are in row-major order.
+
+    Args:
+        shape: (H, W), each >= size.
+        size: side of the tiles.
+
+    Returns:
+        A list of (top, left).
+    """
+    h, w = shape
+    top0, left0 = (h % size) // 2, (w % size) // 2
+    return [(top0 + r * size, left0 + c * size)
+            for r in range(h // size) for c in range(w // size)]
