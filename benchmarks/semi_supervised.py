@@ -9,9 +9,11 @@ benchmarks/results/semi_supervised_<device>.json.
 
     python benchmarks/semi_supervised.py                    # 3 label seeds, ~30 min on 2 cores
     python benchmarks/semi_supervised.py --seeds 0 --steps 500   # a quick look
+    python benchmarks/semi_supervised.py --combine s0.json s1.json s2.json   # seeds run apart
 """
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -98,9 +100,19 @@ def main(argv=None) -> int:
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='label seeds')
     p.add_argument('--steps', type=int, default=0, help='G steps (0 = the config\'s)')
     p.add_argument('--out', default='')
+    p.add_argument('--combine', nargs='+', default=[],
+                   help='merge the runs of earlier result files (e.g. one per seed, run in '
+                        'parallel) into one result instead of training')
     args = p.parse_args(argv)
     runs = []
-    for seed in args.seeds:
+    for path in args.combine:
+        with open(path, encoding='utf-8') as f:
+            part = json.load(f)
+        if args.steps and part['num_steps'] != args.steps:
+            raise SystemExit(f'{path} ran {part["num_steps"]} steps, not --steps {args.steps}')
+        args.steps = part['num_steps']
+        runs.extend(part['runs'])
+    for seed in args.seeds if not args.combine else ():
         config = config_lib.load_config_file(CONFIG)
         config.data.label_seed = seed
         config.seed = seed
