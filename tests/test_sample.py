@@ -22,9 +22,11 @@ NAMES = tuple(f'd{k}' for k in range(10))
 
 def _write_run(workdir, conditional: bool, class_names=NAMES, state=True):
     """A run folder as training leaves it (config.json, run_info.json, a checkpoint at step 3)
-    with an untrained tiny MLP on 8x8 digits: sampling needs no trained weights."""
+    with an untrained tiny MLP on 8x8 digits: sampling needs no trained weights. G reads the
+    class through its input (one-hot z), so even untrained its samples depend on the class (the
+    class gains of conditional BatchNorm start at zero)."""
     config = tiny_config('mlp', data__name='mnist_5k', data__image_size=8,
-                         model__conditional=conditional)
+                         model__conditional=conditional, model__g_conditioning='concat')
     source = data.build_source(config.data, 'train')
     os.makedirs(workdir)
     run_dir.reconcile_config(config, str(workdir))
