@@ -52,6 +52,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.channels = 0  # 0 = native; 1 or 3 converts grayscale <-> RGB
     config.data.eval_fraction = 0.1  # held out when a dataset has no evaluation split
     config.data.split_seed = 0  # seed of that train/eval split
+    # > 0: train on this many examples of the training split (a random subset drawn with
+    # data.split_seed; small-data experiments); the eval split is unchanged. 0 = all.
+    config.data.train_examples = 0
     config.data.batch_size = 64  # global batch size of each D and G update
     config.data.prefetch = 2  # batches prepared ahead on a background thread (0 = none)
     # How the host pipeline reads ahead: thread (one thread; fastest for in-memory sources on a
@@ -87,6 +90,15 @@ def get_config() -> ml_collections.ConfigDict:
     # Length of the linear/cosine schedule in steps; 0 = train.num_steps when the run starts. Fixed
     # then and stored with the run, so resuming with another train.num_steps keeps the schedule.
     config.optim.schedule_steps = 0
+
+    # Differentiable augmentation of everything D sees, real and fake (ganjax.augment): DiffAugment
+    # (Zhao et al. 2020) and the adaptive probability of StyleGAN2-ADA (Karras et al. 2020).
+    config.augment = ml_collections.ConfigDict()
+    config.augment.policy = ''  # '' = off; comma-separated: color, translation, cutout
+    config.augment.p = 1.0  # probability of each op per example (ADA: the initial p, e.g. 0)
+    config.augment.ada_target = 0.0  # > 0: adjust p towards r_t = E[sign(D(real))] = this (0.6)
+    config.augment.ada_interval = 4  # steps between adjustments of p
+    config.augment.ada_kimg = 500.0  # thousands of real images for p to move by 1
 
     config.ema = ml_collections.ConfigDict()
     config.ema.decay = 0.999  # EMA of G's parameters, used for samples

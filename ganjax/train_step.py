@@ -16,6 +16,7 @@ import optax
 from jax import lax
 from ml_collections import ConfigDict
 
+from ganjax import augment as augment_lib
 from ganjax import losses, models, optim, penalties
 from ganjax.data.scaling import Scaling
 from ganjax.errors import ConfigError, lookup
@@ -57,6 +58,7 @@ class GANDef:
       ema_warmup: ramp the EMA decay up early in the run.
       scaling: how the data's stored values map to the model's range (the source's
         `ganjax.data.Scaling`); None accepts only float batches already in the model's range.
+      augment: the augmentation of D's input (`ganjax.augment`, `config.augment`); off by default.
     """
 
     generator: nn.Module
@@ -72,6 +74,7 @@ class GANDef:
     weight_clip: bool = False
     ema_warmup: bool = True
     scaling: Scaling | None = None
+    augment: augment_lib.AugmentSpec = augment_lib.AugmentSpec()
 
 
 def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int = 0, *,
@@ -93,8 +96,8 @@ def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int 
       The GANDef.
 
     Raises:
-      ConfigError: for an unknown name, a model that cannot produce `data_shape`, or a
-        conditional model without labelled data.
+      ConfigError: for an unknown name, a model that cannot produce `data_shape`, a
+        conditional model without labelled data, or augmentation of data that is not an image.
     """
     data_shape = tuple(int(d) for d in data_shape)
     model_cfg = config.model.to_dict()
@@ -116,7 +119,8 @@ def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int 
                   penalty_fn=penalties.get_penalty(config.penalty.name),
                   latent_dim=int(config.model.latent_dim), data_shape=data_shape,
                   num_classes=classes, weight_clip=float(config.loss.weight_clip) > 0,
-                  ema_warmup=bool(config.ema.warmup), scaling=scaling)
+                  ema_warmup=bool(config.ema.warmup), scaling=scaling,
+                  augment=augment_lib.spec_from_config(config, data_shape))
 
 
 def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]:
@@ -124,7 +128,8 @@ def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]
 
     Everything a sweep may vary without changing the program's shape: the learning rates, the
     optimizer's betas, eps and weight decay, the penalty weight, the weight-clipping bound, the
-    EMA decay, and the index of the loss in `gan.loss_names`.
+    EMA decay, the index of the loss in `gan.loss_names`, and with augmentation its probability
+    (`augment_p`, adjusted by the step under ADA, which also keeps `ada_rt_sum` here).
 
     Args:
       config: the run (or population member) config.
@@ -141,6 +146,7 @@ def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]
               'ema_decay': float(config.ema.decay)}
     hparams = {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
     hparams['loss_index'] = jnp.asarray(gan.loss_names.index(config.loss.name), jnp.int32)
+    hparams.update(augment_lib.initial_hparams(config, gan.augment))
     return hparams
 
 
@@ -289,7 +295,8 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
       `batch['label']`, when present, int [n_critic, B] (required by a conditional GAN). Other
       keys are carried along unread. `metrics` are float32 scalars: d_loss, d_real, d_fake (the
       loss terms), penalty, d_grad_norm, d_acc_real, d_acc_fake (averaged over the n_critic D
-      updates), g_loss, g_real, g_fake, g_grad_norm.
+      updates), g_loss, g_real, g_fake, g_grad_norm; with augmentation also augment_p (after
+      this step's ADA adjustment) and ada_rt (E[sign(D(augmented real))]).
     """
     n_critic = int(config.train.n_critic)
     if n_critic < 1:
@@ -331,12 +338,18 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
     def generate(params, collections, z, y):
         return apply_module(G, params, collections, z, train=True, y=y)
 
-    def discriminate(params, collections, x, y, rng):
+    def discriminate(params, collections, x, y, rng, hp):
         """The one place D sees data in training (real, fake or interpolated batches).
 
-        `rng` is the per-call key from which augmentations of D's input (DiffAugment) draw.
+        With `config.augment.policy` set, x is augmented first (`ganjax.augment`), each op with
+        probability `hp['augment_p']`, drawing from `rng`. That includes a penalty's inputs:
+        its gradient is that of D(T(.)) with respect to the un-augmented points, as DiffAugment's
+        R1 differentiates D(T(reals)) with respect to the reals.
         """
-        del rng
+        if gan.augment.enabled:
+            if axis_name is not None:  # each device augments its own examples differently
+                rng = jax.random.fold_in(rng, lax.axis_index(axis_name))
+            x = augment_lib.augment(x, rng, gan.augment.ops, hp['augment_p'])
         return apply_module(D, params, collections, x, train=True, y=y)
 
     def step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
@@ -373,12 +386,12 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
             fake = lax.stop_gradient(fake)
 
             def d_loss_fn(params):
-                real_logits, cols = discriminate(params, d_state, x_real, y_real, k_real)
-                fake_logits, cols = discriminate(params, cols, fake, y_fake, k_fake)
+                real_logits, cols = discriminate(params, d_state, x_real, y_real, k_real, hp)
+                fake_logits, cols = discriminate(params, cols, fake, y_fake, k_fake, hp)
                 real_logits, fake_logits = gather(real_logits), gather(fake_logits)
                 d_loss, _, aux = gan.objective(real_logits, fake_logits, gather(y_real),
                                                gather(y_fake), hp)
-                d_fn = lambda v: discriminate(params, cols, v, y_real, k_pen_d)[0]
+                d_fn = lambda v: discriminate(params, cols, v, y_real, k_pen_d, hp)[0]
                 # Under pmap the penalty is this device's mean; the gradient mean completes it.
                 # Its random interpolation (WGAN-GP, DRAGAN) is drawn per device, so those two
                 # match the one-device step in distribution, not bit for bit.
@@ -389,6 +402,8 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
                        'penalty': mean(pen),
                        'd_acc_real': jnp.mean((real_logits > 0).astype(jnp.float32)),
                        'd_acc_fake': jnp.mean((fake_logits < 0).astype(jnp.float32))}
+                if gan.augment.enabled:  # ADA's overfitting heuristic r_t, on augmented reals
+                    out['ada_rt'] = jnp.mean(jnp.sign(real_logits))
                 return d_loss + pen, (cols, out)
 
             (_, (d_state, metrics)), grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_params)
@@ -417,10 +432,10 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         def g_loss_fn(params):
             fake, g_cols = generate(params, state.g_state, z, y_fake)
             # D's statistics from the G update are discarded: D was updated above.
-            fake_logits, _ = discriminate(d_params, d_state, fake, y_fake, k_fake)
+            fake_logits, _ = discriminate(d_params, d_state, fake, y_fake, k_fake, hp)
             # Only the relativistic losses read real logits in G's loss; for the others XLA
             # removes this forward pass as dead code.
-            real_logits, _ = discriminate(d_params, d_state, x_real, y_real, k_real)
+            real_logits, _ = discriminate(d_params, d_state, x_real, y_real, k_real, hp)
             _, g_loss, aux = gan.objective(gather(real_logits), gather(fake_logits),
                                            gather(y_real), gather(y_fake), hp)
             return g_loss, (g_cols, {'g_real': aux['g_real'], 'g_fake': aux['g_fake']})
@@ -444,10 +459,16 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         metrics.update(g_extra)
         metrics['g_loss'] = g_loss
         metrics['g_grad_norm'] = _global_norm(g_grads)
+        hparams = state.hparams
+        if gan.augment.adaptive:
+            hparams = augment_lib.ada_update(gan.augment, hparams, metrics['ada_rt'], state.step,
+                                             global_batch(b) * n_critic)
+        if gan.augment.enabled:
+            metrics['augment_p'] = hparams['augment_p']
         new_state = state.replace(
             step=state.step + 1, g_params=g_params, d_params=d_params, g_state=g_state,
             d_state=d_state, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
-            ema_params=ema_params)
+            ema_params=ema_params, hparams=hparams)
         return new_state, metrics
 
     return step
