@@ -17,7 +17,8 @@ from ganjax.data.embedded import build_mnist_5k
 from ganjax.data.image_folder import build_image_folder
 from ganjax.data.iterator import BatchIterator
 from ganjax.data.scaling import Scaling
-from ganjax.data.source import ArraySource, DataSpec, Source, config_value, data_spec
+from ganjax.data.source import (ArraySource, DataSpec, Source, SubsetSource, config_value,
+                                data_spec, train_subset)
 from ganjax.data.tabular import build_csv
 from ganjax.data.toy import build_grid25, build_ring8
 from ganjax.data.tfds_source import build_tfds
@@ -41,17 +42,21 @@ def build_source(data_config: Any, split: str) -> Source:
         split: 'train' or 'eval'.
 
     Returns:
-        A `Source`.
+        A `Source` (for 'train' with data.train_examples > 0, a random subset of the split).
 
     Raises:
         ConfigError: for an unknown dataset name or split, or invalid data options.
         DataError: for missing, empty or corrupt data.
     """
     name = config_value(data_config, 'name', 'mnist_5k')
-    return lookup(DATASETS, name, 'data.name')(data_config, split)
+    source = lookup(DATASETS, name, 'data.name')(data_config, split)
+    if split == 'train':  # small-data runs train on a subset; the held-out split stays whole
+        source = train_subset(source, int(config_value(data_config, 'train_examples', 0)),
+                              int(config_value(data_config, 'split_seed', 0)))
+    return source
 
 
 __all__ = [
-    'ArraySource', 'BatchIterator', 'DATASETS', 'DataSpec', 'Scaling', 'Source', 'build_source',
-    'data_spec',
+    'ArraySource', 'BatchIterator', 'DATASETS', 'DataSpec', 'Scaling', 'Source', 'SubsetSource',
+    'build_source', 'data_spec',
 ]
