@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ganjax import augment, data
+from ganjax import augment, compose, data, parallel
 from ganjax.errors import ConfigError
 from ganjax.train_step import build_gan, create_state, make_train_step
 from util import random_batch, tiny_config
@@ -234,3 +234,48 @@ def test_train_examples_keeps_a_seeded_subset():
     cfg.train_examples = len(full) + 1
     with pytest.raises(ConfigError, match='data.train_examples'):
         data.build_source(cfg, 'train')
+
+
+ADA = dict(augment__policy=POLICY, augment__p=0.5, augment__ada_target=0.6,
+           augment__ada_interval=1, augment__ada_kimg=0.1, data__batch_size=16)
+
+
+def _compiled_run(config, shape=(8, 8, 1)):
+    gan = build_gan(config, shape, scaling=data.Scaling.image(8))
+    par = parallel.Parallel(config)
+    state = par.init_state(lambda: create_state(config, gan))
+    batch = random_batch(config, shape)
+    state, metrics = compose.compile_step(config, gan, par)(
+        state, par.put_batch({'x': batch['x']}, batch_axis=1))
+    return jax.device_get(par.canonical_state(state)), par.host_metrics(metrics)
+
+
+@pytest.mark.slow  # two compilations over 8 simulated devices
+def test_ada_step_over_8_devices():
+    ref_state, ref = _one_step(tiny_config('dcgan', **ADA))
+    # Sharded jit draws the same augmentation as one device: the same step.
+    state, metrics = _compiled_run(tiny_config('dcgan', parallel__num_devices=0, **ADA))
+    np.testing.assert_allclose(metrics['d_loss'], ref['d_loss'], rtol=1e-5)
+    assert float(state.hparams['augment_p']) == float(ref_state.hparams['augment_p'])
+    # pmap: each device augments its slice with its own draws; p moves from the global r_t.
+    state, metrics = _compiled_run(tiny_config('dcgan', parallel__strategy='pmap',
+                                               parallel__num_devices=0, **ADA))
+    assert np.isfinite(metrics['d_loss']) and -1 <= metrics['ada_rt'] <= 1
+    expected = 0.5 + np.sign(metrics['ada_rt'] - 0.6) * 16 / 100.0
+    assert float(state.hparams['augment_p']) == pytest.approx(expected)
+
+
+@pytest.mark.slow
+def test_population_members_keep_their_own_p():
+    shape = (8, 8, 1)
+    configs = [tiny_config('dcgan', **{**ADA, 'augment__p': p}) for p in (0.2, 0.7)]
+    gan = build_gan(configs[0], shape, scaling=data.Scaling.image(8))
+    par = parallel.Parallel(configs[0])
+    states = compose.init_population(gan, par, configs)
+    batch = random_batch(configs[0], shape)
+    states, metrics = compose.compile_step(configs[0], gan, par, population=True)(
+        states, par.put_batch({'x': batch['x']}, batch_axis=1))
+    p = np.asarray(jax.device_get(states.hparams['augment_p']))
+    rt = np.asarray(par.host_metrics(metrics)['ada_rt'])
+    np.testing.assert_allclose(p, np.array([0.2, 0.7]) + np.sign(rt - 0.6) * 16 / 100.0,
+                               rtol=1e-6)
