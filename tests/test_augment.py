@@ -279,3 +279,23 @@ def test_population_members_keep_their_own_p():
     rt = np.asarray(par.host_metrics(metrics)['ada_rt'])
     np.testing.assert_allclose(p, np.array([0.2, 0.7]) + np.sign(rt - 0.6) * 16 / 100.0,
                                rtol=1e-6)
+
+
+@pytest.mark.slow  # three short training runs
+def test_an_ada_run_resumes_with_its_p(tmp_path):
+    from ganjax import train as train_lib  # noqa: PLC0415 (the loop; only this test needs it)
+
+    def config(steps):
+        return tiny_config('dcgan', train__num_steps=steps, train__checkpoint_every=2,
+                           train__log_every=2, train__sample_every=100, data__train_examples=64,
+                           augment__policy='translation', augment__p=0.5,
+                           augment__ada_target=0.6, augment__ada_interval=1,
+                           augment__ada_kimg=0.01)
+
+    whole = train_lib.train_and_evaluate(config(4), str(tmp_path / 'whole'))
+    train_lib.train_and_evaluate(config(2), str(tmp_path / 'split'))
+    resumed = train_lib.train_and_evaluate(config(4), str(tmp_path / 'split'))
+    assert int(resumed.step) == 4
+    p = float(jax.device_get(whole.hparams['augment_p']))
+    assert p != 0.5  # moved by 4 x 0.4 per step, clipped to [0, 1]
+    assert float(jax.device_get(resumed.hparams['augment_p'])) == p
