@@ -9,7 +9,7 @@ mean and standard deviation over seeds per policy, the commands that reproduce e
 CPU model to benchmarks/results/small_data_<device>.json, rewritten after every run, so an
 interrupted benchmark keeps what it finished (rerunning skips complete runs).
 
-    python benchmarks/small_data.py                      # 3 policies x 3 seeds, ~1 h on 2 busy cores
+    python benchmarks/small_data.py                  # 3 policies x 3 seeds, ~1 h on 2 busy cores
     python benchmarks/small_data.py --policies '' 'translation,cutout' --seeds 0
 
 Reference: Zhao et al. 2020 (DiffAugment), CIFAR-10 with 10% of the data, StyleGAN2: FID 36.0
@@ -108,8 +108,8 @@ def main(argv=None) -> int:
                    default=['', 'translation,cutout', 'color,translation,cutout'])
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     p.add_argument('--examples', type=int, default=450, help='training digits kept')
-    p.add_argument('--steps', type=int, default=2000)
-    p.add_argument('--eval_every', type=int, default=1000)
+    p.add_argument('--steps', type=int, default=1500)
+    p.add_argument('--eval_every', type=int, default=500)
     p.add_argument('--num', type=int, default=500, help='samples per evaluation (the embedded '
                                                         'digits hold out 500)')
     p.add_argument('--features', default=os.path.join('features', 'mnist_5k'),
