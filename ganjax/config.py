@@ -242,19 +242,22 @@ _POSITIVE = ('model.latent_dim', 'model.g_features', 'model.d_features', 'model.
              'train.sample_every', 'train.checkpoint_every', 'train.keep_checkpoints',
              'train.num_samples', 'penalty.interval', 'train.steps_per_call', 'parallel.fsdp',
              'data.on_device_max_mb', 'eval.num_samples', 'eval.batch_size', 'optim.eps',
-             'data.threads', 'data.crops_per_image')
+             'data.threads', 'data.crops_per_image', 'augment.ada_interval',
+             'augment.ada_kimg')
 _NON_NEGATIVE = ('optim.g_lr', 'optim.d_lr', 'loss.weight_clip', 'penalty.weight',
                  'optim.grad_clip_norm', 'optim.weight_decay', 'data.prefetch',
                  'data.image_size', 'data.channels', 'parallel.num_devices',
                  'parallel.num_processes', 'parallel.fsdp_min_size', 'eval.every',
                  'optim.schedule_steps', 'data.workers', 'loss.class_weight',
-                 'data.num_labels', 'data.label_seed', 'data.labelled_batch_size', 'data.crop_size')
+                 'data.num_labels', 'data.label_seed', 'data.labelled_batch_size', 'data.crop_size',
+                 'data.train_examples')
 # [0, 1): decay rates, where 1 would freeze an average and more would make it diverge.
 _UNIT_INTERVAL = {
     'optim.b1': "Adam's beta1, SGD's momentum",
     'optim.b2': "Adam's beta2, RMSProp's decay",
     'ema.decay': 'EMA of G',
     'data.eval_fraction': 'share held out',
+    'augment.ada_target': "ADA's target of E[sign(D(real))]; 0 = fixed p",
 }
 
 
@@ -269,7 +272,7 @@ def validate(config: ConfigDict) -> None:
     """
     # Imported here, not at the top: the tables pull in jax (seconds), and the CLI loads and
     # checks a config file (this module) before it pays for that, so a bad file fails at once.
-    from ganjax import data, losses, models, optim, penalties  # noqa: PLC0415
+    from ganjax import augment, data, losses, models, optim, penalties  # noqa: PLC0415
     from ganjax.data import image_folder  # noqa: PLC0415
     from ganjax.metrics.goals import METRIC_GOALS  # noqa: PLC0415
     from ganjax.models import dcgan, layers  # noqa: PLC0415
@@ -309,6 +312,9 @@ def validate(config: ConfigDict) -> None:
         if not 0.0 <= flat[key] < 1.0:
             raise ConfigError(f'{key} must be in [0, 1) ({meaning}), got {flat[key]}')
     image_folder.options(config.data)  # data.percentiles: (low, high) in [0, 100]
+    if not 0.0 <= flat['augment.p'] <= 1.0:
+        raise ConfigError(f"augment.p must be in [0, 1] (a probability), got {flat['augment.p']}")
+    augment.parse_policy(flat['augment.policy'])
     if flat['parallel.process_id'] < -1:
         raise ConfigError(f"parallel.process_id must be >= 0, or -1 for the environment's, got "
                           f"{flat['parallel.process_id']}")

@@ -72,6 +72,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.skip_bad_files = False
     config.data.eval_fraction = 0.1  # held out when a dataset has no evaluation split
     config.data.split_seed = 0  # seed of that train/eval split
+    # > 0: train on this many examples of the training split (a random subset drawn with
+    # data.split_seed; small-data experiments); the eval split is unchanged. 0 = all.
+    config.data.train_examples = 0
     # Semi-supervised training (model.d_head='kplus1'): keep the labels of num_labels training
     # examples (0 = all), balanced over classes and chosen by label_seed; the rest are used
     # unlabelled. Each D update then also reads labelled_batch_size examples drawn from the
@@ -120,6 +123,15 @@ def get_config() -> ml_collections.ConfigDict:
     # Length of the linear/cosine schedule in steps; 0 = train.num_steps when the run starts. Fixed
     # then and stored with the run, so resuming with another train.num_steps keeps the schedule.
     config.optim.schedule_steps = 0
+
+    # Differentiable augmentation of everything D sees, real and fake (ganjax.augment): DiffAugment
+    # (Zhao et al. 2020) and the adaptive probability of StyleGAN2-ADA (Karras et al. 2020).
+    config.augment = ml_collections.ConfigDict()
+    config.augment.policy = ''  # '' = off; comma-separated: color, translation, cutout
+    config.augment.p = 1.0  # probability of each op per example (ADA: the initial p, e.g. 0)
+    config.augment.ada_target = 0.0  # > 0: adjust p towards r_t = E[sign(D(real))] = this (0.6)
+    config.augment.ada_interval = 4  # steps between adjustments of p
+    config.augment.ada_kimg = 500.0  # thousands of real images for p to move by 1
 
     config.ema = ml_collections.ConfigDict()
     config.ema.decay = 0.999  # EMA of G's parameters, used for samples

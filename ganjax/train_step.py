@@ -16,6 +16,7 @@ import optax
 from jax import lax
 from ml_collections import ConfigDict
 
+from ganjax import augment as augment_lib
 from ganjax import losses, models, optim, penalties
 from ganjax.data.scaling import Scaling
 from ganjax.errors import ConfigError, lookup
@@ -63,6 +64,7 @@ class GANDef:
       d_classes: classes of D's projection or class head (0 = none).
       labelled_rows: rows at the end of each real batch that come from the labelled stream
         (`data.labelled_batch_size`, semi-supervised 'kplus1' runs); 0 = none.
+      augment: the augmentation of D's input (`ganjax.augment`, `config.augment`); off by default.
     """
 
     generator: nn.Module
@@ -81,6 +83,7 @@ class GANDef:
     d_head: str = 'logit'
     d_classes: int = 0
     labelled_rows: int = 0
+    augment: augment_lib.AugmentSpec = augment_lib.AugmentSpec()
 
 
 def _check_labels_config(config: ConfigDict, head: str) -> int:
@@ -117,8 +120,8 @@ def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int 
 
     Raises:
       ConfigError: for an unknown name, a model that cannot produce `data_shape`, a
-        conditional model or class head without labelled data, or a head and conditioning that
-        do not fit together.
+        conditional model or class head without labelled data, a head and conditioning that
+        do not fit together, or augmentation of data that is not an image.
     """
     data_shape = tuple(int(d) for d in data_shape)
     model_cfg = config.model.to_dict()
@@ -156,7 +159,8 @@ def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int 
                   latent_dim=int(config.model.latent_dim), data_shape=data_shape,
                   num_classes=g_classes, weight_clip=float(config.loss.weight_clip) > 0,
                   ema_warmup=bool(config.ema.warmup), scaling=scaling, d_head=head,
-                  d_classes=d_classes, labelled_rows=rows)
+                  d_classes=d_classes, labelled_rows=rows,
+                  augment=augment_lib.spec_from_config(config, data_shape))
 
 
 def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]:
@@ -164,7 +168,9 @@ def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]
 
     Everything a sweep may vary without changing the program's shape: the learning rates, the
     optimizer's betas, eps and weight decay, the penalty weight, the weight-clipping bound, the
-    EMA decay, the class-loss weight, and the index of the loss in `gan.loss_names`.
+    EMA decay, the class-loss weight, the index of the loss in `gan.loss_names`, and with
+    augmentation its probability (`augment_p`, adjusted by the step under ADA, which also keeps
+    `ada_rt_sum` here).
 
     Args:
       config: the run (or population member) config.
@@ -182,6 +188,7 @@ def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]
               'class_weight': float(config.loss.class_weight)}
     hparams = {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
     hparams['loss_index'] = jnp.asarray(gan.loss_names.index(config.loss.name), jnp.int32)
+    hparams.update(augment_lib.initial_hparams(config, gan.augment))
     return hparams
 
 
@@ -335,7 +342,9 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
       carried along unread. `metrics` are float32 scalars: d_loss, d_real, d_fake (the loss
       terms), penalty, d_grad_norm, d_acc_real, d_acc_fake (averaged over the n_critic D
       updates), g_loss, g_real, g_fake, g_grad_norm; d_class (the class cross-entropy of the
-      acgan and kplus1 heads), g_class (acgan), g_feature_matching (loss.feature_matching).
+      acgan and kplus1 heads), g_class (acgan), g_feature_matching (loss.feature_matching);
+      with augmentation also augment_p (after this step's ADA adjustment) and ada_rt
+      (E[sign(D(augmented real))]).
     """
     n_critic = int(config.train.n_critic)
     if n_critic < 1:
@@ -349,7 +358,6 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         # global state tells them which axis (the step is traced under pmap with this name).
         G, D = G.clone(axis_name=axis_name), D.clone(axis_name=axis_name)
     constrain = constrain or (lambda v: v)
-    conditional = gan.num_classes > 0
     # Labels reach D (projection) or the objective (class heads) whenever D has classes.
     labelled = gan.d_classes > 0
     if gan.labelled_rows and axis_name is not None:
@@ -381,13 +389,19 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
     def generate(params, collections, z, y):
         return apply_module(G, params, collections, z, train=True, y=y)
 
-    def discriminate(params, collections, x, y, rng):
+    def discriminate(params, collections, x, y, rng, hp):
         """The one place D sees data in training (real, fake or interpolated batches).
 
-        Returns D's output dict and its updated collections. `rng` is the per-call key from which
-        augmentations of D's input (DiffAugment) draw.
+        Returns D's output dict and its updated collections. With `config.augment.policy` set,
+        x is augmented first (`ganjax.augment`), each op with probability `hp['augment_p']`,
+        drawing from `rng`. That includes a penalty's inputs: its gradient is that of D(T(.))
+        with respect to the un-augmented points, as DiffAugment's R1 differentiates D(T(reals))
+        with respect to the reals.
         """
-        del rng
+        if gan.augment.enabled:
+            if axis_name is not None:  # each device augments its own examples differently
+                rng = jax.random.fold_in(rng, lax.axis_index(axis_name))
+            x = augment_lib.augment(x, rng, gan.augment.ops, hp['augment_p'])
         return apply_module(D, params, collections, x, train=True, y=y)
 
     def step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
@@ -430,13 +444,13 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
             fake = lax.stop_gradient(fake)
 
             def d_loss_fn(params):
-                real_out, cols = discriminate(params, d_state, x_real, y_real, k_real)
-                fake_out, cols = discriminate(params, cols, fake, y_fake, k_fake)
+                real_out, cols = discriminate(params, d_state, x_real, y_real, k_real, hp)
+                fake_out, cols = discriminate(params, cols, fake, y_fake, k_fake, hp)
                 real_out, fake_out = gather(real_out), gather(fake_out)
                 d_loss, _, aux = gan.objective(real_out, fake_out, gather(y_real),
                                                gather(y_fake), hp)
                 real_logits, fake_logits = real_out['logit'], fake_out['logit']
-                d_fn = lambda v: discriminate(params, cols, v, y_real, k_pen_d)[0]['logit']
+                d_fn = lambda v: discriminate(params, cols, v, y_real, k_pen_d, hp)[0]['logit']
                 # Under pmap the penalty is this device's mean; the gradient mean completes it.
                 # Its random interpolation (WGAN-GP, DRAGAN) is drawn per device, so those two
                 # match the one-device step in distribution, not bit for bit.
@@ -448,6 +462,8 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
                        'penalty': mean(pen),
                        'd_acc_real': jnp.mean((real_logits > 0).astype(jnp.float32)),
                        'd_acc_fake': jnp.mean((fake_logits < 0).astype(jnp.float32))}
+                if gan.augment.enabled:  # ADA's overfitting heuristic r_t, on augmented reals
+                    out['ada_rt'] = jnp.mean(jnp.sign(real_logits))
                 return d_loss + pen, (cols, out)
 
             (_, (d_state, metrics)), grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_params)
@@ -476,10 +492,10 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         def g_loss_fn(params):
             fake, g_cols = generate(params, state.g_state, z, y_fake)
             # D's statistics from the G update are discarded: D was updated above.
-            fake_out, _ = discriminate(d_params, d_state, fake, y_fake, k_fake)
+            fake_out, _ = discriminate(d_params, d_state, fake, y_fake, k_fake, hp)
             # Only the relativistic losses and feature matching read reals in G's loss; for the
             # others XLA removes this forward pass as dead code.
-            real_out, _ = discriminate(d_params, d_state, x_real, y_real, k_real)
+            real_out, _ = discriminate(d_params, d_state, x_real, y_real, k_real, hp)
             _, g_loss, aux = gan.objective(gather(real_out), gather(fake_out),
                                            gather(y_real), gather(y_fake), hp)
             keys = ('g_real', 'g_fake') + (('g_class',) if gan.d_head == 'acgan' else ()) + \
@@ -505,10 +521,16 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         metrics.update(g_extra)
         metrics['g_loss'] = g_loss
         metrics['g_grad_norm'] = _global_norm(g_grads)
+        hparams = state.hparams
+        if gan.augment.adaptive:
+            hparams = augment_lib.ada_update(gan.augment, hparams, metrics['ada_rt'], state.step,
+                                             global_batch(b) * n_critic)
+        if gan.augment.enabled:
+            metrics['augment_p'] = hparams['augment_p']
         new_state = state.replace(
             step=state.step + 1, g_params=g_params, d_params=d_params, g_state=g_state,
             d_state=d_state, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
-            ema_params=ema_params)
+            ema_params=ema_params, hparams=hparams)
         return new_state, metrics
 
     return step

@@ -18,7 +18,8 @@ from ganjax.data.image_folder import build_image_folder
 from ganjax.data.iterator import BatchIterator
 from ganjax.data.labels import PartialLabels, with_partial_labels
 from ganjax.data.scaling import Scaling
-from ganjax.data.source import ArraySource, DataSpec, Source, config_value, data_spec
+from ganjax.data.source import (ArraySource, DataSpec, Source, SubsetSource, config_value,
+                                data_spec, train_subset)
 from ganjax.data.tabular import build_csv
 from ganjax.data.toy import build_grid25, build_ring8
 from ganjax.data.tfds_source import build_tfds
@@ -42,7 +43,7 @@ def build_source(data_config: Any, split: str) -> Source:
         split: 'train' or 'eval'.
 
     Returns:
-        A `Source`.
+        A `Source` (for 'train' with data.train_examples > 0, a random subset of the split).
 
     Raises:
         ConfigError: for an unknown dataset name or split, or invalid data options.
@@ -51,13 +52,15 @@ def build_source(data_config: Any, split: str) -> Source:
     name = config_value(data_config, 'name', 'mnist_5k')
     source = lookup(DATASETS, name, 'data.name')(data_config, split)
     if split == 'train':
-        # Semi-supervised runs see only data.num_labels of the training labels.
+        # Small-data runs train on a subset (the held-out split stays whole); semi-supervised
+        # runs then see only data.num_labels of its labels.
+        source = train_subset(source, int(config_value(data_config, 'train_examples', 0)),
+                              int(config_value(data_config, 'split_seed', 0)))
         source = with_partial_labels(source, data_config)
     return source
 
 
 __all__ = [
     'ArraySource', 'BatchIterator', 'DATASETS', 'DataSpec', 'PartialLabels', 'Scaling', 'Source',
-    'build_source',
-    'data_spec',
+    'SubsetSource', 'build_source', 'data_spec',
 ]

@@ -170,6 +170,73 @@ class ArraySource:
         return f'ArraySource({self.description})'
 
 
+class SubsetSource:
+    """A fixed subset of another source's examples, e.g. 10% of a training split.
+
+    Attributes:
+        data_shape, dtype, num_classes, scaling: the base source's.
+        description: the base's, with the subset's size.
+        indices: the base source's indices kept, sorted, int64.
+    Any other attribute (class names, labels, ...) is read from the base source; `labels`, when
+    the base has them, are the subset's.
+    """
+
+    def __init__(self, base: Source, indices: np.ndarray):
+        """Wraps `base`, keeping `indices` (valid indices into it)."""
+        self.indices = np.sort(check_indices(indices, len(base)))
+        self._base = base
+        self.data_shape = tuple(base.data_shape)
+        self.dtype = base.dtype
+        self.num_classes = int(base.num_classes)
+        self.scaling = base.scaling
+        self.description = f'{base.description}; a subset of {len(self.indices)} of them'
+
+    def __len__(self) -> int:
+        """Returns the number of examples kept."""
+        return len(self.indices)
+
+    def get_batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """Returns the base source's batch for the kept examples at `indices` (into the subset)."""
+        return self._base.get_batch(self.indices[check_indices(indices, len(self))])
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The kept examples' labels, int32 [N] (when the base source has labels)."""
+        return np.asarray(self._base.labels)[self.indices]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith('__') or name == '_base':
+            raise AttributeError(name)
+        return getattr(self._base, name)
+
+    def __repr__(self) -> str:
+        return f'SubsetSource({self.description})'
+
+
+def train_subset(source: Source, num_examples: int, seed: int) -> Source:
+    """Keeps `num_examples` examples of a training split, drawn at random (data.train_examples).
+
+    Args:
+        source: the training split.
+        num_examples: how many to keep; 0 = all (the source itself).
+        seed: seed of the draw (data.split_seed), so that every run with the same seed trains on
+            the same examples whatever its model seed.
+
+    Returns:
+        The source, or a `SubsetSource` of it.
+
+    Raises:
+        ConfigError: when the split has fewer than `num_examples` examples.
+    """
+    if not num_examples:
+        return source
+    if num_examples > len(source):
+        raise ConfigError(f'data.train_examples={num_examples} exceeds the {len(source)} '
+                          f'examples of {source.description}')
+    rng = np.random.default_rng([seed, 0x5B5E7])
+    return SubsetSource(source, rng.permutation(len(source))[:num_examples])
+
+
 def config_value(config: Any, key: str, default: Any) -> Any:
     """Reads `key` from a ConfigDict, a mapping or an attribute object, else `default`."""
     if hasattr(config, 'get'):
