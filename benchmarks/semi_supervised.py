@@ -5,9 +5,10 @@ discriminator, feature matching) and, on the very same 100 labelled digits, the 
 discriminator architecture as a plain K-class classifier (cross-entropy only, same optimizer,
 batch size and number of updates). Both are scored on the 500 held-out digits, which neither saw;
 the GAN's accuracy is that of its final D (no checkpoint picked on held-out data). Writes
-benchmarks/results/semi_supervised_<device>.json.
+benchmarks/results/semi_supervised_<device>.json. A seed took 26 minutes when three ran side by
+side on 2 CPU cores shared with other jobs.
 
-    python benchmarks/semi_supervised.py                    # 3 label seeds, ~30 min on 2 cores
+    python benchmarks/semi_supervised.py                    # 3 label seeds of 1,200 steps
     python benchmarks/semi_supervised.py --seeds 0 --steps 500   # a quick look
     python benchmarks/semi_supervised.py --combine s0.json s1.json s2.json   # seeds run apart
 """
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
                    help='merge the runs of earlier result files (e.g. one per seed, run in '
                         'parallel) into one result instead of training')
     args = p.parse_args(argv)
-    runs = []
+    runs, parts = [], []
     for path in args.combine:
         with open(path, encoding='utf-8') as f:
             part = json.load(f)
@@ -112,6 +113,7 @@ def main(argv=None) -> int:
             raise SystemExit(f'{path} ran {part["num_steps"]} steps, not --steps {args.steps}')
         args.steps = part['num_steps']
         runs.extend(part['runs'])
+        parts.append(part['command'])
     for seed in args.seeds if not args.combine else ():
         config = config_lib.load_config_file(CONFIG)
         config.data.label_seed = seed
@@ -136,6 +138,7 @@ def main(argv=None) -> int:
     record = {
         'benchmark': 'semi_supervised', 'config': 'configs/ssgan_mnist.py',
         'command': 'python benchmarks/semi_supervised.py ' + ' '.join(argv or sys.argv[1:]),
+        **({'combined_from': parts} if parts else {}),
         'num_labels': config.data.num_labels,
         'num_steps': args.steps or config.train.num_steps,
         'held_out_examples': int(len(_held_out(config)[1])),
