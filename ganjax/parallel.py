@@ -162,7 +162,9 @@ class Parallel:
       mesh: the device mesh (axes 'data', 'fsdp'; 'fsdp' has size 1 under pmap).
       num_devices: devices in the mesh (over all processes).
       process_index, process_count: this process and how many take part.
-      global_batch: `data.batch_size`, the batch of each D and G update summed over devices.
+      global_batch: the rows of each D update's real batch summed over devices:
+        `data.batch_size`, plus `data.labelled_batch_size` for a semi-supervised run's labelled
+        stream.
     """
 
     def __init__(self, config: ConfigDict):
@@ -216,7 +218,7 @@ class Parallel:
         self.num_devices = n
         self.fsdp = fsdp
         self.fsdp_min_size = int(p.fsdp_min_size)
-        self.global_batch = batch
+        self.global_batch = batch + labelled
         devices = jax.devices()[:n]
         # Auto axes: XLA propagates the shardings of the inputs through the step.
         self.mesh = jax.make_mesh((n // fsdp, fsdp), BATCH_AXES, devices=devices,
