@@ -450,13 +450,17 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
                 d_loss, _, aux = gan.objective(real_out, fake_out, gather(y_real),
                                                gather(y_fake), hp)
                 real_logits, fake_logits = real_out['logit'], fake_out['logit']
-                d_fn = lambda v: discriminate(params, cols, v, y_real, k_pen_d, hp)[0]['logit']
+                # The penalty pairs each real row with a fake one: the labelled stream's rows
+                # (semi-supervised runs) stay out of it, as of the adversarial loss.
+                x_pen = x_real[:b]
+                y_pen = None if y_real is None else y_real[:b]
+                d_fn = lambda v: discriminate(params, cols, v, y_pen, k_pen_d, hp)[0]['logit']
                 # Under pmap the penalty is this device's mean; the gradient mean completes it.
                 # Its random interpolation (WGAN-GP, DRAGAN) is drawn per device, so those two
                 # match the one-device step in distribution, not bit for bit.
                 pen = penalties.penalty_term(
                     gan.penalty_fn, hp['penalty_weight'], pen_interval,
-                    state.step * n_critic + i, d_fn, x_real, fake, k_pen)
+                    state.step * n_critic + i, d_fn, x_pen, fake, k_pen)
                 out = {'d_loss': d_loss, 'd_real': aux['d_real'], 'd_fake': aux['d_fake'],
                        **({'d_class': aux['d_class']} if gan.d_head in CLASS_HEADS else {}),
                        'penalty': mean(pen),

@@ -262,6 +262,19 @@ def test_semi_supervised_step_and_classify():
         make_classify_fn(plain)
 
 
+def test_semi_supervised_step_with_a_gradient_penalty():
+    """The penalty pairs reals and fakes row by row: the labelled rows stay out of it."""
+    config = tiny_config('mlp', model__d_head='kplus1', data__num_labels=6,
+                         data__labelled_batch_size=2, penalty__name='wgan_gp',
+                         loss__name='wasserstein')
+    gan = build_gan(config, VECTOR, K)
+    state = create_state(config, gan)
+    batch = random_batch(config, VECTOR)
+    batch['label'] = np.array([[-1, -1, 1, 2]], np.int32)
+    new, metrics = jax.jit(make_train_step(config, gan))(state, batch)
+    assert np.isfinite(float(metrics['penalty'])) and float(metrics['penalty']) > 0
+
+
 def test_acgan_step_reads_the_labels():
     config = tiny_config('mlp', model__conditional=True, model__d_head='acgan',
                          loss__class_weight=1.0)
