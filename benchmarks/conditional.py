@@ -58,7 +58,8 @@ def main(argv=None) -> int:
         'benchmark': 'conditional_mnist', 'config': 'configs/cdcgan_mnist.py',
         'g_conditioning': config.model.g_conditioning, 'd_head': config.model.d_head,
         'command': 'python benchmarks/conditional.py ' + ' '.join(argv or sys.argv[1:]),
-        'num_samples': final['num'], 'features': final['features'],
+        # Paths relative to the repository, so the record names no machine's folders.
+        'num_samples': final['num'], 'features': final['features'].replace(ROOT + os.sep, ''),
         'seconds_this_call': seconds,
         'final': {'step': final['step'], 'generator': final['generator']},
         'real_vs_real': final['real_vs_real'],
