@@ -16,10 +16,24 @@ def device_kind() -> str:
     return jax.devices()[0].device_kind
 
 
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (platform.processor() where there is none)."""
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown'
+
+
 def environment() -> dict:
-    """Device kind and count, platform, CPU count, jax/flax versions and the UTC date."""
+    """Device kind and count, CPU model, platform, CPU count, jax/flax versions and the UTC
+    date."""
     return {
         'device_kind': device_kind(),
+        'cpu_model': cpu_model(),
         'device_count': jax.device_count(),
         'platform': platform.platform(),
         'cpu_count': os.cpu_count(),

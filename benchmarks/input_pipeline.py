@@ -44,6 +44,9 @@ import numpy as np
 import PIL
 from PIL import Image
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402  (benchmarks/common.py, beside this script)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
@@ -158,18 +161,6 @@ def measure(make, warmup: int, batches: int, batch_size: int) -> dict:
         it.close()
 
 
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (platform.processor() where there is none)."""
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
-
-
 def versions() -> dict:
     """Versions of python, numpy, PIL and grain."""
     return {'python': platform.python_version(), 'numpy': np.__version__,
@@ -273,7 +264,8 @@ def main():
               f'{r["min"]:,.0f} - {r["max"]:,.0f} | {r["vs_thread"]:.2f}x | {cpu} | '
               f'{r["startup_and_warmup_s"]:.1f} |')
     record = {
-        'benchmark': 'input_pipeline', 'cpu_model': cpu_model(), 'cpu_count': os.cpu_count(),
+        'benchmark': 'input_pipeline', 'cpu_model': common.cpu_model(),
+        'cpu_count': os.cpu_count(),
         'platform': platform.platform(), 'versions': versions(),
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'settings': {k: v for k, v in vars(args).items() if k != 'out'},
@@ -283,7 +275,7 @@ def main():
         'rows': rows,
     }
     out = args.out or os.path.join(
-        RESULTS_DIR, f'input_pipeline_{cpu_model().replace(" ", "_").replace("/", "_")}.json')
+        RESULTS_DIR, f'input_pipeline_{common.cpu_model().replace(" ", "_").replace("/", "_")}.json')
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, 'w', encoding='utf-8') as f:
         json.dump(record, f, indent=2)

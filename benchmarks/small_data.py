@@ -35,18 +35,6 @@ CONFIG = 'configs/dcgan_mnist.py'
 METRICS = ('fid', 'kid', 'precision', 'recall', 'density', 'coverage')
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo ('' where there is none)."""
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return ''
-
-
 def overrides(args, policy: str, seed: int) -> dict[str, str]:
     """The `--config.KEY=VALUE` overrides of one run, as text."""
     return {'seed': str(seed), 'data.train_examples': str(args.examples),
@@ -137,7 +125,7 @@ def main(argv=None) -> int:
                 'steps': args.steps, 'batch_size': 64, 'eval_every': args.eval_every,
                 'num_samples': args.num, 'features': args.features,
                 'classifier_held_out_accuracy': info.get('held_out_accuracy'),
-                'cpu_model': cpu_model(), 'summary': aggregate(runs), 'runs': runs,
+                'summary': aggregate(runs), 'runs': runs,
                 **common.environment()}
             path = common.write_result(record, args.out, 'small_data')
     print(f'-> {path}')
