@@ -27,9 +27,24 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument('--config', help='config file (configs/*.py); omit to resume --workdir '
                                         'with its saved config')
     train.add_argument('--workdir', required=True, help='folder of the run')
+    sweep = sub.add_parser('sweep', help='train a population of GANs (the config\'s sweep '
+                                         'section: variants x settings x seeds), or resume the '
+                                         'sweep in --workdir',
+                           epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep.add_argument('--config', help='config file with a sweep section; omit to resume '
+                                        '--workdir with its saved config')
+    sweep.add_argument('--workdir', required=True, help='folder of the sweep')
+    export = sub.add_parser('export', help='write one member of a sweep as an ordinary run that '
+                                           '`ganjax train` resumes')
+    export.add_argument('--workdir', required=True, help='folder of the sweep')
+    export.add_argument('--member', type=int, required=True, help='member index (DIR/members/NNN)')
+    export.add_argument('--out', required=True, help='new run folder')
     sample = sub.add_parser('sample', help="write samples of a run's EMA generator: a picture, "
                                            'arrays, or a folder of image files')
     sample.add_argument('--workdir', required=True)
+    sample.add_argument('--member', type=int, default=None,
+                        help='a sweep\'s member (--workdir is the sweep): the same as --workdir '
+                             'DIR/members/NNN')
     sample.add_argument('--num', type=int, default=None, help='number of samples (default 64)')
     sample.add_argument('--class', dest='class_', default=None, metavar='K',
                         help='conditional runs: draw every sample of class K (an index, or a name '
@@ -53,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser('eval', help="FID, KID, precision/recall of a run's EMA generator "
                                            'against the held-out split, beside real vs real')
     evaluate.add_argument('--workdir', required=True)
+    evaluate.add_argument('--member', type=int, default=None,
+                          help="a sweep's member (--workdir is the sweep)")
     evaluate.add_argument('--num', type=int, default=5000, help='samples (at most the held-out '
                                                                 'split)')
     evaluate.add_argument('--features', default='', choices=('', 'auto', 'raw', 'classifier',
@@ -186,6 +203,11 @@ def _check_checkpoint(workdir: str, step: int | None, best: bool) -> None:
     import orbax.checkpoint as ocp
 
     folder = os.path.join(workdir, 'best' if best else 'checkpoints')
+    member = os.path.join(workdir, 'member.json')
+    if not best and os.path.isfile(member):
+        # A sweep member's state lives in its program's checkpoint.
+        with open(member, encoding='utf-8') as f:
+            folder = os.path.normpath(os.path.join(workdir, json.load(f)['program']['checkpoints']))
     # Only finished checkpoints count (orbax skips its *.orbax-checkpoint-tmp-* folders).
     steps = sorted(ocp.utils.checkpoint_steps(folder)) if os.path.isdir(folder) else []
     if not steps and best:
@@ -220,6 +242,7 @@ def _eval(args, extra) -> None:
         raise ConfigError(f'unrecognized arguments {extra}')
     if args.num <= 0:
         raise ConfigError(f'--num must be positive, got {args.num}')
+    _member_workdir(args)
     _check_workdir(args.workdir, write=True, exist=True)
     _check_checkpoint(args.workdir, args.step, args.best)
     from ganjax import evaluate
@@ -229,6 +252,42 @@ def _eval(args, extra) -> None:
                                best=args.best)
     print(evaluate.format_table(result))
     print(f"[ganjax] wrote {result['path']}")
+
+
+def _member_workdir(args) -> None:
+    """Points args.workdir at DIR/members/NNN for --member N (sample, eval)."""
+    if getattr(args, 'member', None) is None:
+        return
+    folder = os.path.join(args.workdir, 'members', f'{args.member:03d}')
+    if not os.path.isfile(os.path.join(folder, 'member.json')):
+        raise ConfigError(f'--member {args.member}: {args.workdir} has no sweep member '
+                          f'{args.member} ({folder} is missing)')
+    args.workdir = folder
+
+
+def _sweep(args, extra) -> None:
+    from ganjax import config as config_lib
+
+    overrides = config_lib.parse_override_args(extra)
+    _check_workdir(args.workdir, write=True, exist=False)
+    config = config_lib.load_config_file(args.config) if args.config else None
+    from ganjax import population, run_dir
+
+    if config is None:
+        config = run_dir.load_workdir_config(args.workdir)
+    config_lib.apply_overrides(config, overrides)
+    population.train_sweep(config, args.workdir)
+
+
+def _export(args, extra) -> None:
+    if extra:
+        raise ConfigError(f'unrecognized arguments {extra}')
+    _check_workdir(args.workdir, write=False, exist=True)
+    from ganjax import population
+
+    out = population.export_member(args.workdir, args.member, args.out)
+    print(f'[ganjax] wrote member {args.member} as a run in {out}; continue it with '
+          f'`ganjax train --workdir {out}`')
 
 
 def _train(args, extra) -> None:
@@ -314,6 +373,7 @@ def _sample(args, extra) -> None:
     for flag, value in (('--num', args.num), ('--per-class', args.per_class)):
         if value is not None and value <= 0:
             raise ConfigError(f'{flag} must be positive, got {value}')
+    _member_workdir(args)
     kind = _out_kind(args.out)
     target = args.out if kind == 'folder' else os.path.dirname(os.path.abspath(args.out))
     _check_can_write(os.path.abspath(target), f'--out {args.out}')
@@ -462,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     # which checkpoint, and puts these back when it ends.
     args, extra = _parser().parse_known_args(argv)
     hint = (' (the same command resumes the run from its last checkpoint, if any)'
-            if args.command == 'train' else '')
+            if args.command in ('train', 'sweep') else '')
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -476,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, extra: list[str], hint: str) -> int:
     commands = {'train': _train, 'sample': _sample, 'train-features': _train_features,
-                'eval': _eval, 'classify': _classify}
+                'eval': _eval, 'classify': _classify, 'sweep': _sweep, 'export': _export}
     try:
         commands[args.command](args, extra)
     except ConfigError as e:

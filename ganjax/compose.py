@@ -1,7 +1,9 @@
 """The one place where the pure training step becomes a compiled program.
 
     make_train_step(config, gan)              pure per-GAN step (ganjax.train_step)
-      -> jax.vmap over a population axis      (population=True: members differ in state.hparams)
+      -> jax.vmap over a population axis      (population=True: members differ in state.hparams,
+                                               each reads its own batch; a non-finite update
+                                               freezes its member, `freeze_diverged`)
       -> lax.scan over k steps per call       (steps_per_call > 1)
       -> batch gathered from on-device data   (on_device=True: only indices travel)
       -> jax.jit with the layout's shardings  (or jax.pmap, the comparison path)
@@ -16,7 +18,6 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import NamedSharding, PartitionSpec as P
 from ml_collections import ConfigDict
 
 from ganjax import parallel as parallel_lib
@@ -40,15 +41,17 @@ def compile_step(config: ConfigDict, gan: GANDef, par: parallel_lib.Parallel, *,
       par: the device layout.
       steps_per_call: k > 1 runs k steps per call in a `lax.scan`.
       on_device: the step takes (state, put_dataset(data), indices) instead of (state, batch).
-      population: the state has a leading member axis (`ganjax.state.stack`) and the step is
-        vmapped over it; every member trains on the same batches.
+      population: the state has a leading member axis (`init_population`) and the step is
+        vmapped over it; the batch (or indices) has a member axis too, in front of the
+        n_critic axis, so each member reads its own data order; a member whose update goes
+        non-finite is frozen (`freeze_diverged`).
 
     Returns:
       `f(state, batch) -> (state, metrics)` or `f(state, data, indices) -> ...`, where batch is
-      `par.put_batch` of {'x': [(k,) n_critic, local batch, *data_shape], 'label': ...} and
-      indices is `par.put_indices` of [(k,) n_critic, global batch]; the state argument is
-      donated. Metrics are device arrays ([P] per metric for a population); read them with
-      `par.host_metrics`.
+      `par.put_batch` of {'x': [(k,) (P,) n_critic, local batch, *data_shape], 'label': ...} and
+      indices is `par.put_indices` of [(k,) (P,) n_critic, global batch] (P: members of a
+      population); the state argument is donated. Metrics are device arrays ([P] per metric for
+      a population); read them with `par.host_metrics`.
 
     Raises:
       ConfigError: for a population under pmap.
@@ -59,9 +62,9 @@ def compile_step(config: ConfigDict, gan: GANDef, par: parallel_lib.Parallel, *,
     step = make_train_step(config, gan, axis_name=parallel_lib.DATA_AXIS if pmap else None,
                            constrain=None if pmap else par.constrain)
     if population:
-        # One batch for every member; each member's state, hyperparameters and randomness are
-        # its own.
-        step = jax.vmap(step, in_axes=(0, None))
+        # Each member's state, hyperparameters, randomness and data order are its own: it
+        # trains as it would alone.
+        step = jax.vmap(freeze_diverged(step), spmd_axis_name=par.member_axis)
     if steps_per_call > 1:
         step = make_multi_step(step)
 
@@ -74,13 +77,58 @@ def compile_step(config: ConfigDict, gan: GANDef, par: parallel_lib.Parallel, *,
     if pmap:
         return jax.pmap(body, axis_name=parallel_lib.DATA_AXIS, devices=par.devices,
                         donate_argnums=0)
-    state_sh = par.state_shardings(jax.eval_shape(lambda: create_state(config, gan)))
     if population:
-        # A member's leaves are split as in a single run; the member axis is not split.
-        state_sh = jax.tree.map(lambda s: NamedSharding(s.mesh, P(None, *s.spec)), state_sh)
+        # A member's leaves are split as in a single run; the member axis over the mesh's
+        # 'member' axis when it has one.
+        state_sh = par.state_shardings(jax.eval_shape(lambda: state_lib.stack(
+            [population_member_state(config, gan)])), leading=1)
+    else:
+        state_sh = par.state_shardings(jax.eval_shape(lambda: create_state(config, gan)))
     return jax.jit(body, out_shardings=(state_sh, par.replicated), donate_argnums=0,
                    compiler_options=parallel_lib.cpu_conv_compiler_options(
                        par.devices[0].platform))
+
+
+#: `GANState.hparams` key of a population member: 0 while it trains, else the step whose update
+#: went non-finite (the member is frozen at the state before it).
+DIVERGED = 'diverged_at'
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def freeze_diverged(step: Callable) -> Callable:
+    """Wraps a member's step so that a non-finite update leaves its state as it was, for good.
+
+    The update is kept only if the member is not frozen and its metrics and new parameters,
+    optimizer and EMA states are all finite; otherwise the state is the one before, and
+    `hparams[DIVERGED]` records the step whose update failed. A frozen member keeps being
+    computed (a vmapped program runs every member) but never changes again, so the others train
+    on and the frozen one keeps its last finite state.
+
+    Args:
+      step: a member's `step(state, batch) -> (state, metrics)`; the state's hparams hold
+        DIVERGED (int32, 0 = training).
+
+    Returns:
+      The guarded step; its metrics add DIVERGED (the member's value after this step, float32).
+    """
+
+    def guarded(state, batch):
+        new, metrics = step(state, batch)
+        frozen = state.hparams[DIVERGED] > 0
+        finite = _all_finite(metrics) & _all_finite(
+            (new.g_params, new.d_params, new.g_opt_state, new.d_opt_state, new.ema_params))
+        keep = finite & ~frozen
+        out = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, state)
+        diverged = jnp.where(frozen | finite, state.hparams[DIVERGED], state.step + 1)
+        out = out.replace(hparams={**out.hparams, DIVERGED: diverged.astype(jnp.int32)})
+        return out, {**metrics, DIVERGED: diverged.astype(jnp.float32)}
+
+    return guarded
 
 
 def init_population(gan: GANDef, par: parallel_lib.Parallel,
@@ -95,9 +143,35 @@ def init_population(gan: GANDef, par: parallel_lib.Parallel,
         changes the program's shape.
 
     Returns:
-      The stacked GANState, laid out for `compile_step(..., population=True)`.
+      The stacked GANState, laid out for `compile_step(..., population=True)`; each member's
+      hparams add DIVERGED = 0.
     """
     def make():
-        return state_lib.stack([create_state(c, gan) for c in member_configs])
+        return state_lib.stack([population_member_state(c, gan) for c in member_configs])
 
     return par.init_state(make, leading=1)
+
+
+def population_member_state(config: ConfigDict, gan: GANDef) -> Any:
+    """A member's initial state in a population: its own run's, with hparams[DIVERGED] = 0."""
+    state = create_state(config, gan)
+    return state.replace(hparams={**state.hparams, DIVERGED: jnp.zeros((), jnp.int32)})
+
+
+def solo_state(state: Any, index: int) -> Any:
+    """Member `index` of a stacked population state, as its own run's state.
+
+    The population's bookkeeping leaves (DIVERGED) go, and the loss index becomes 0: a run
+    alone has its own loss only (`build_gan(member_config)`).
+
+    Args:
+      state: the stacked GANState (host or device arrays).
+      index: the member's position in it.
+
+    Returns:
+      A GANState of the structure `create_state(member_config, build_gan(member_config))` has.
+    """
+    one = state_lib.member(state, index)
+    hparams = {k: v for k, v in one.hparams.items() if k != DIVERGED}
+    hparams['loss_index'] = jnp.zeros((), jnp.int32)
+    return one.replace(hparams=hparams)

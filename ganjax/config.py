@@ -108,12 +108,13 @@ def _describe(error: BaseException) -> str:
     return f'{type(error).__name__}: {first}' if first else type(error).__name__
 
 
-def _flatten(config: ConfigDict, prefix: str = '') -> dict[str, Any]:
+def flatten(config: ConfigDict, prefix: str = '') -> dict[str, Any]:
+    """The config as {dotted key: value} (sections flattened)."""
     out = {}
     for key, value in config.items():
         name = prefix + key
         if isinstance(value, ConfigDict):
-            out.update(_flatten(value, name + '.'))
+            out.update(flatten(value, name + '.'))
         else:
             out[name] = value
     return out
@@ -139,9 +140,9 @@ def check_against_default(config: ConfigDict, where: str = 'config') -> None:
     Raises:
       ConfigError: naming every offending key.
     """
-    defaults = _flatten(default_config())
+    defaults = flatten(default_config())
     problems = []
-    for key, value in _flatten(config).items():
+    for key, value in flatten(config).items():
         if key not in defaults:
             problems.append(f'unknown key {key!r}{closest_hint(key, defaults)}')
         elif not _same_type(defaults[key], value):
@@ -151,29 +152,44 @@ def check_against_default(config: ConfigDict, where: str = 'config') -> None:
         raise ConfigError(f'{where}: ' + '; '.join(problems))
 
 
-def _parse_value(key: str, text: str, current: Any) -> Any:
+def parse_value(key: str, text: str, current: Any, where: str = '') -> Any:
+    """Parses the text of a value for `key` as the type of its `current` value.
+
+    Args:
+      key: the dotted key.
+      text: the value's text.
+      current: the key's present value (its type decides).
+      where: what to name in an error ('' = the command-line override --config.KEY=TEXT).
+
+    Returns:
+      The value: bool, int, float, tuple or str.
+
+    Raises:
+      ConfigError: if the text does not parse as that type.
+    """
+    where = where or f'--config.{key}={text!r}'
     if isinstance(current, bool):
         lowered = text.strip().lower()
         if lowered in ('true', '1', 'yes'):
             return True
         if lowered in ('false', '0', 'no'):
             return False
-        raise ConfigError(f'--config.{key}={text!r}: expected a bool (true or false)')
+        raise ConfigError(f'{where}: expected a bool (true or false)')
     if isinstance(current, int):
         try:
             return int(text)
         except ValueError:
-            raise ConfigError(f'--config.{key}={text!r}: expected an int') from None
+            raise ConfigError(f'{where}: expected an int') from None
     if isinstance(current, float):
         try:
             return float(text)
         except ValueError:
-            raise ConfigError(f'--config.{key}={text!r}: expected a float') from None
+            raise ConfigError(f'{where}: expected a float') from None
     if isinstance(current, (tuple, list)):
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
-            raise ConfigError(f'--config.{key}={text!r}: expected a tuple like (1, 2)') from None
+            raise ConfigError(f'{where}: expected a tuple like (1, 2)') from None
         if not isinstance(value, (tuple, list)):
             value = (value,)
         return tuple(value)
@@ -224,7 +240,7 @@ def apply_overrides(config: ConfigDict, overrides: dict[str, str]) -> ConfigDict
     Raises:
       ConfigError: for an unknown key or a value that does not parse as the key's type.
     """
-    flat = _flatten(config)
+    flat = flatten(config)
     for key, text in overrides.items():
         if key not in flat:
             raise ConfigError(f'--config.{key}: unknown config key{closest_hint(key, flat)}')
@@ -232,7 +248,7 @@ def apply_overrides(config: ConfigDict, overrides: dict[str, str]) -> ConfigDict
         *parents, leaf = key.split('.')
         for p in parents:
             node = node[p]
-        node[leaf] = _parse_value(key, text, flat[key])
+        node[leaf] = parse_value(key, text, flat[key])
     return config
 
 
@@ -291,7 +307,7 @@ def validate(config: ConfigDict) -> None:
         'penalty.name': penalties.PENALTIES,
         'optim.name': optim.OPTIMIZERS,
     }
-    flat = _flatten(config)
+    flat = flatten(config)
     choices = {**{k: tuple(sorted(v)) for k, v in tables.items()}, **_CHOICES}
     for key, allowed in choices.items():
         if flat[key] not in allowed:
@@ -394,5 +410,5 @@ def load_json_file(path: str) -> ConfigDict:
 
 def diff(a: ConfigDict, b: ConfigDict) -> dict[str, tuple[Any, Any]]:
     """Keys whose values differ between two configs: key -> (value in a, value in b)."""
-    fa, fb = _flatten(a), _flatten(b)
+    fa, fb = flatten(a), flatten(b)
     return {k: (fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)}

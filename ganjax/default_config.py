@@ -165,6 +165,22 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.inception_weights = ''  # '' = $GANJAX_INCEPTION_WEIGHTS or ~/.cache/ganjax/...
     config.eval.best_metric = 'fid'  # ganjax.metrics.goals.METRIC_GOALS; '' = no best checkpoint
 
+    # A population study (`ganjax sweep`, ganjax/sweep.py): every variant x setting x seed is a
+    # member; members differing only in hyperparameters that GANState.hparams holds train as one
+    # vmapped program. Strings, so that they survive JSON and --config overrides.
+    config.sweep = ml_collections.ConfigDict()
+    config.sweep.seeds = ()  # e.g. (0, 1, 2, 3, 4); () = (seed,)
+    config.sweep.variants = ()  # 'NAME: key=value key=value', e.g. 'hinge: loss.name=hinge'
+    config.sweep.grid = ()  # 'key=v1,v2,...': the cartesian product over the listed keys
+    config.sweep.points = ()  # 'key=value key=value': listed settings (times the grid)
+    # 'key=log_uniform(LOW,HIGH)' | 'key=uniform(LOW,HIGH)' | 'key=choice(A,B,...)'
+    config.sweep.random = ()
+    config.sweep.num_random = 0  # samples drawn of `random` (each times the grid and points)
+    config.sweep.random_seed = 0
+    # > 1: a mesh axis 'member' of this many devices splits the population (each device trains
+    # its share of the members); the rest of the devices split each member's batch.
+    config.sweep.member_devices = 1
+
     # How the step is spread over devices and hosts (ganjax.parallel).
     config.parallel = ml_collections.ConfigDict()
     config.parallel.strategy = 'jit'  # jit (sharded over a device mesh) | pmap (for comparison)

@@ -31,6 +31,8 @@ from ganjax.errors import ConfigError, lookup
 
 DATA_AXIS = 'data'
 FSDP_AXIS = 'fsdp'
+#: A population's mesh axis (`sweep.member_devices` > 1): each device holds some members whole.
+MEMBER_AXIS = 'member'
 #: The mesh axes the batch is split over (all of them: FSDP is data parallelism too).
 BATCH_AXES = (DATA_AXIS, FSDP_AXIS)
 STRATEGIES = ('jit', 'pmap')
@@ -165,15 +167,21 @@ class Parallel:
       global_batch: the rows of each D update's real batch summed over devices:
         `data.batch_size`, plus `data.labelled_batch_size` for a semi-supervised run's labelled
         stream.
+      member_axis: MEMBER_AXIS when a population is split over a mesh axis of its own, else
+        None.
+      member_devices: the size of that axis (1 without it).
     """
 
-    def __init__(self, config: ConfigDict):
+    def __init__(self, config: ConfigDict, population: bool = False):
         """Checks the layout against the devices present and builds the mesh.
 
         Nothing is compiled here: a layout that cannot work fails before any compilation.
 
         Args:
           config: the run config.
+          population: the layout of a population (`ganjax.population`): with
+            `sweep.member_devices` = m > 1 the mesh gets a leading 'member' axis of size m and
+            each member's batch is split over the other n / m devices.
 
         Raises:
           ConfigError: for an unknown strategy, a mesh larger than the devices present, a batch
@@ -202,27 +210,45 @@ class Parallel:
             if self.process_count > 1:
                 raise ConfigError('parallel.strategy="pmap" is single-host here; multi-host runs '
                                   'use the default "jit"')
-        if n % fsdp:
-            raise ConfigError(f'parallel.fsdp={fsdp} does not divide the {n} devices')
+        members = int(config.sweep.member_devices) if population else 1
+        if members < 1 or n % members:
+            raise ConfigError(f'sweep.member_devices={members} does not divide the {n} devices')
+        if members > 1 and (self.strategy == 'pmap' or self.process_count > 1):
+            raise ConfigError('sweep.member_devices > 1 needs parallel.strategy="jit" on one '
+                              'host; a multi-host sweep splits each member\'s batch instead '
+                              '(sweep.member_devices=1)')
+        self.member_devices = members
+        self.member_axis = MEMBER_AXIS if members > 1 else None
+        n_batch = n // members  # devices that split one member's batch
+        if n_batch % fsdp:
+            raise ConfigError(f'parallel.fsdp={fsdp} does not divide the {n_batch} devices' +
+                              (f' of each member (sweep.member_devices={members})'
+                               if members > 1 else ''))
         batch = int(config.data.batch_size)
-        if batch % n:
+        if batch % n_batch:
+            n = n_batch
             near = sorted({m for m in (batch // n * n, (batch // n + 1) * n) if m > 0})
             raise ConfigError(
                 f'data.batch_size={batch} does not divide over the {n} devices of the mesh '
                 f'(data={n // fsdp} x fsdp={fsdp}); use a multiple of {n} such as '
                 f'{" or ".join(map(str, near))}, or fewer devices (parallel.num_devices)')
+        n = n_batch * members
         labelled = int(config.data.get('labelled_batch_size', 0))
-        if labelled % n:
-            raise ConfigError(f'data.labelled_batch_size={labelled} does not divide over the {n} '
-                              f'devices of the mesh; use a multiple of {n}')
+        if labelled % n_batch:
+            raise ConfigError(f'data.labelled_batch_size={labelled} does not divide over the '
+                              f'{n_batch} devices of the mesh; use a multiple of {n_batch}')
         self.num_devices = n
         self.fsdp = fsdp
         self.fsdp_min_size = int(p.fsdp_min_size)
         self.global_batch = batch + labelled
         devices = jax.devices()[:n]
         # Auto axes: XLA propagates the shardings of the inputs through the step.
-        self.mesh = jax.make_mesh((n // fsdp, fsdp), BATCH_AXES, devices=devices,
-                                  axis_types=(jax.sharding.AxisType.Auto,) * 2)
+        if members > 1:
+            self.mesh = jax.make_mesh((members, n_batch // fsdp, fsdp), (MEMBER_AXIS,) + BATCH_AXES,
+                                      devices=devices, axis_types=(jax.sharding.AxisType.Auto,) * 3)
+        else:
+            self.mesh = jax.make_mesh((n // fsdp, fsdp), BATCH_AXES, devices=devices,
+                                      axis_types=(jax.sharding.AxisType.Auto,) * 2)
         self.devices = list(self.mesh.devices.flat)
         self._replicated = NamedSharding(self.mesh, P())
         self._compiled: dict[tuple[int, bool], Callable] = {}
@@ -235,14 +261,16 @@ class Parallel:
         Args:
           state: a GANState or any pytree of arrays.
           leading: number of leading axes that are not the canonical leaf's (1 for a
-            population's member axis); they stay unsplit.
+            population's member axis); the first is split over the 'member' mesh axis when
+            there is one, the others not.
 
         Returns:
           A pytree of NamedShardings like `state`.
         """
         def spec(x):
             inner = fsdp_spec(tuple(x.shape[leading:]), self.fsdp, self.fsdp_min_size)
-            return NamedSharding(self.mesh, P(*([None] * leading), *inner))
+            lead = [self.member_axis] + [None] * (leading - 1) if leading else []
+            return NamedSharding(self.mesh, P(*lead, *inner))
 
         return jax.tree.map(spec, state)
 
@@ -302,26 +330,32 @@ class Parallel:
         mesh = jax.sharding.Mesh(np.array(self.devices), (DATA_AXIS,))
         return NamedSharding(mesh, P(DATA_AXIS, *([None] * (ndim - 1))))
 
-    def batch_sharding(self, ndim: int, batch_axis: int) -> NamedSharding:
-        """Sharding of an array whose axis `batch_axis` is the global batch (jit path)."""
+    def batch_sharding(self, ndim: int, batch_axis: int,
+                       member_axis: int | None = None) -> NamedSharding:
+        """Sharding of an array whose axis `batch_axis` is the global batch (jit path), and whose
+        axis `member_axis`, if given, is a population's member axis."""
         spec = [None] * ndim
         spec[batch_axis] = BATCH_AXES
+        if member_axis is not None:
+            spec[member_axis] = self.member_axis
         return NamedSharding(self.mesh, P(*spec))
 
-    def put_batch(self, local: Any, batch_axis: int) -> Any:
+    def put_batch(self, local: Any, batch_axis: int, member_axis: int | None = None) -> Any:
         """Sends this process's rows of a global batch to the devices.
 
         Args:
           local: host array, or dict of arrays (e.g. {'x', 'label'}), whose axis `batch_axis`
             holds this process's rows (global batch / process count).
           batch_axis: which axis is the batch.
+          member_axis: which axis is a population's member axis (split over the mesh's
+            'member' axis when it has one).
 
         Returns:
           The global array(s) (jit) or the per-device stack [devices, ..., batch / devices, ...]
           (pmap), in the structure of `local`.
         """
         if isinstance(local, dict):
-            return {k: self.put_batch(v, batch_axis) for k, v in local.items()}
+            return {k: self.put_batch(v, batch_axis, member_axis) for k, v in local.items()}
         if self.strategy == 'pmap':
             n = len(self.devices)
             shape = local.shape
@@ -329,19 +363,20 @@ class Parallel:
                                   shape[batch_axis + 1:])
             split = np.moveaxis(split, batch_axis, 0)
             return jax.device_put(split, self._pmap_sharding(split.ndim))
-        sharding = self.batch_sharding(local.ndim, batch_axis)
+        sharding = self.batch_sharding(local.ndim, batch_axis, member_axis)
         global_shape = list(local.shape)
         global_shape[batch_axis] = self.global_batch
         return jax.make_array_from_process_local_data(sharding, local, tuple(global_shape))
 
-    def put_indices(self, global_indices: np.ndarray) -> jax.Array:
-        """Sends the global batch indices [..., batch] (known to every process) to the devices."""
+    def put_indices(self, global_indices: np.ndarray, member_axis: int | None = None) -> jax.Array:
+        """Sends the global batch indices [..., batch] (known to every process) to the devices
+        (`member_axis`: as in `put_batch`)."""
         if self.strategy == 'pmap':
             n = len(self.devices)
             split = global_indices.reshape(global_indices.shape[:-1] + (n, -1))
             split = np.moveaxis(split, -2, 0)
             return jax.device_put(split, self._pmap_sharding(split.ndim))
-        sharding = self.batch_sharding(global_indices.ndim, global_indices.ndim - 1)
+        sharding = self.batch_sharding(global_indices.ndim, global_indices.ndim - 1, member_axis)
         return jax.make_array_from_callback(global_indices.shape, sharding,
                                             lambda idx: global_indices[idx])
 
@@ -385,5 +420,7 @@ class Parallel:
         if self.strategy == 'pmap':
             return f'pmap over {what}'
         layout = 'state sharded over fsdp=%d' % self.fsdp if self.fsdp > 1 else 'state replicated'
-        return f'jit over {what} (mesh data={self.num_devices // self.fsdp} x fsdp={self.fsdp}, ' \
+        n_batch = self.num_devices // self.member_devices
+        members = f'member={self.member_devices} x ' if self.member_axis else ''
+        return f'jit over {what} (mesh {members}data={n_batch // self.fsdp} x fsdp={self.fsdp}, ' \
                f'{layout})'

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import jax
 from ml_collections import ConfigDict
 
-from ganjax import checkpoint, config as config_lib, data, summaries
+from ganjax import checkpoint, compose, config as config_lib, data, summaries
 from ganjax.errors import ConfigError
 from ganjax.metrics.goals import is_better
 from ganjax.optim import schedule_steps
@@ -73,15 +73,19 @@ def write_json_atomic(path: str, obj: Any) -> None:
 
 
 def checkpoint_steps(workdir: str) -> list[int]:
-    """Steps of the checkpoints in WORKDIR/checkpoints, read from the folder names.
+    """Steps of the checkpoints in WORKDIR/checkpoints (a sweep's: WORKDIR/groups/*/checkpoints),
+    read from the folder names.
 
     Orbax renames a checkpoint's folder to its step only once it is complete, so this needs no
     orbax (and no jax) to tell whether a run has started.
     """
-    folder = os.path.join(workdir, 'checkpoints')
-    if not os.path.isdir(folder):
-        return []
-    return sorted(int(name) for name in os.listdir(folder) if name.isdigit())
+    folders = [os.path.join(workdir, 'checkpoints')]
+    folders += sorted(glob.glob(os.path.join(workdir, 'groups', '*', 'checkpoints')))
+    steps = set()
+    for folder in folders:
+        if os.path.isdir(folder):
+            steps.update(int(name) for name in os.listdir(folder) if name.isdigit())
+    return sorted(steps)
 
 
 def reconcile_config(config: ConfigDict, workdir: str, write: bool = True) -> None:
@@ -367,9 +371,69 @@ def load_run_classes(workdir: str) -> tuple[int, tuple[str, ...]]:
     return len(names), names
 
 
+#: The record of a sweep member in DIR/members/NNN (`ganjax.population`).
+MEMBER_FILE = 'member.json'
+
+
+def read_member_record(workdir: str) -> dict | None:
+    """A sweep member folder's member.json (its variant, setting, seed, step, diverged_at and
+    program), or None for an ordinary run."""
+    path = os.path.join(workdir, MEMBER_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
+
+
+def _member_checkpointer(workdir: str, record: dict) -> checkpoint.Checkpointer:
+    folder = os.path.normpath(os.path.join(workdir, record['program']['checkpoints']))
+    if not os.path.isdir(folder):
+        raise ConfigError(f'{workdir} is a sweep member whose program has no checkpoint yet '
+                          f'({folder})')
+    return checkpoint.Checkpointer(folder, read_only=True)
+
+
+def _restore_member(workdir: str, record: dict, config: ConfigDict, gan, step: int | None,
+                    log) -> GANState:
+    """A sweep member's state, from its program's stacked checkpoint, as its own run's state."""
+    program = record['program']
+    one = compose.population_member_state(config, gan)
+    template = jax.eval_shape(lambda: jax.tree.map(
+        lambda x: jax.numpy.stack([x] * int(program['size'])), one))
+    ckpt = _member_checkpointer(workdir, record)
+    try:
+        steps = ckpt.all_steps()
+        if step is not None and step not in steps:
+            raise ConfigError(f'{workdir}: its program has no checkpoint of step {step}; it has '
+                              f'steps {", ".join(map(str, steps))}')
+        try:
+            stacked, _ = ckpt.restore(template, step, warn=log)
+        except FileNotFoundError as e:
+            raise ConfigError(f'{workdir}: {e}') from None
+    finally:
+        ckpt.close()
+    return compose.solo_state(jax.device_get(stacked), int(program['position']))
+
+
+def member_log_window(workdir: str) -> list[dict]:
+    """The metrics a sweep member had not yet logged at its program's latest checkpoint."""
+    record = read_member_record(workdir)
+    ckpt = _member_checkpointer(workdir, record)
+    try:
+        step = ckpt.latest_step()
+        windows = ckpt.read_extra(step).get('log_windows', []) if step is not None else []
+    finally:
+        ckpt.close()
+    position = int(record['program']['position'])
+    return list(windows[position]) if position < len(windows) else []
+
+
 def load_run(workdir: str, step: int | None = None, best: bool = False,
              log: Callable[[str], None] | None = None):
     """Restores a run's GANDef and GANState (for sampling and evaluation).
+
+    A sweep member's folder (DIR/members/NNN) works too: its state comes from its program's
+    stacked checkpoint, as its own run's state.
 
     Args:
       workdir: the run's folder.
@@ -390,6 +454,9 @@ def load_run(workdir: str, step: int | None = None, best: bool = False,
     data_shape = tuple(info['data_shape'])
     gan = build_gan(config, data_shape, int(info.get('num_classes', 0)),
                     scaling=load_scaling(workdir))
+    record = read_member_record(workdir)
+    if record is not None and not best:
+        return config, gan, _restore_member(workdir, record, config, gan, step, log)
     folder = os.path.join(workdir, 'best' if best else 'checkpoints')
     if not os.path.isdir(folder):
         if not best:

@@ -24,7 +24,7 @@ from ganjax.train_step import build_gan, create_state, make_generate_fn, sample_
 
 # Folded into the seed for the fixed noise of the sample grids, so they do not share randomness
 # with the training steps.
-_SAMPLE_NOISE_SALT = 0x5A4D
+SAMPLE_NOISE_SALT = 0x5A4D
 
 
 def log(message: str) -> None:
@@ -50,7 +50,7 @@ def enable_compilation_cache(enabled: bool = True) -> None:
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 
-class _StopRequest:
+class StopRequest:
     """Turns SIGTERM and the first Ctrl-C into a request to checkpoint and stop.
 
     A second Ctrl-C interrupts at once (KeyboardInterrupt).
@@ -112,10 +112,10 @@ class _Trainer:
         self.par = parallel.Parallel(config)
         self._step_fns = {}
         self.is_chief = jax.process_index() == 0
-        self.on_device = _data_on_device(config, self.source)
+        self.on_device = data_on_device(config, self.source)
         self.generate = jax.jit(make_generate_fn(self.gan))
         self.fixed_z = sample_latent(
-            jax.random.fold_in(jax.random.PRNGKey(config.seed), _SAMPLE_NOISE_SALT),
+            jax.random.fold_in(jax.random.PRNGKey(config.seed), SAMPLE_NOISE_SALT),
             config.train.num_samples, self.gan.latent_dim)
         # A conditional generator's grid cycles through the classes.
         self.fixed_y = (np.arange(config.train.num_samples, dtype=np.int32) %
@@ -189,7 +189,7 @@ class _Trainer:
         state = self.par.init_state(lambda: create_state(self.config, self.gan))
         state = self.par.canonical_state(state)
         log(f'new run in {self.workdir}: {self.source.description}, data shape '
-            f'{self.data_shape}, {_count(state.g_params):,} G and {_count(state.d_params):,} '
+            f'{self.data_shape}, {count_params(state.g_params):,} G and {count_params(state.d_params):,} '
             'D parameters')
         return None, state, 0
 
@@ -262,7 +262,7 @@ class _Trainer:
         step = first_step = int(state.step)
         num_steps = cfg.train.num_steps
         writer = summaries.MetricsWriter(self.workdir, resume_step=step) if self.is_chief \
-            else _NullWriter()
+            else NullWriter()
         evaluated = None
         if self._eval_missing(step):
             log(f'the evaluation of step {step} was not recorded; evaluating it now')
@@ -287,15 +287,15 @@ class _Trainer:
                 pipeline=cfg.data.pipeline, workers=cfg.data.workers, threads=cfg.data.threads)))
         data_on_device = None
         if self.on_device:
-            data_on_device = self.par.put_dataset(_read_all(self.source))
+            data_on_device = self.par.put_dataset(read_all(self.source))
         state = self.par.place_state(state)
         k = cfg.train.steps_per_call
         events = (cfg.train.log_every, cfg.train.sample_every, cfg.train.checkpoint_every) + \
             ((cfg.eval.every,) if self.evaluator is not None else ())
-        progress = _progress_bar(cfg, step, num_steps)
+        progress = progress_bar(cfg, step, num_steps)
         interrupted, sampled = None, None
         try:
-            with _StopRequest() as stop:
+            with StopRequest() as stop:
                 # Throughput is measured from the end of the first call, which compiles.
                 t_window, steps_window = None, 0
                 while step < num_steps and not stop.requested:
@@ -424,7 +424,7 @@ class _Trainer:
             (f', loss curves {os.path.join(self.workdir, "losses.png")}' if plotted else ''))
 
 
-class _NullWriter:
+class NullWriter:
     """Stands in for the MetricsWriter on processes other than the chief."""
 
     def write_scalars(self, step, scalars):
@@ -440,8 +440,16 @@ class _NullWriter:
         pass
 
 
-def _data_on_device(config: ConfigDict, source) -> bool:
-    """Whether to hold the training split on the devices (`data.on_device`)."""
+def data_on_device(config: ConfigDict, source) -> bool:
+    """Whether to hold the training split on the devices (`data.on_device`).
+
+    Args:
+      config: the run config.
+      source: the training split.
+
+    Returns:
+      True for `data.on_device='always'`, or 'auto' and a split within `data.on_device_max_mb`.
+    """
     mode = config.data.on_device
     if mode != 'auto':
         return mode == 'always'
@@ -449,18 +457,28 @@ def _data_on_device(config: ConfigDict, source) -> bool:
     return size <= config.data.on_device_max_mb * 2 ** 20
 
 
-def _read_all(source, chunk: int = 4096) -> dict[str, np.ndarray]:
-    """Every example of a source, in order, as host arrays ({'x', 'label', ...})."""
+def read_all(source, chunk: int = 4096) -> dict[str, np.ndarray]:
+    """Every example of a source, in order, as host arrays ({'x', 'label', ...}).
+
+    Args:
+      source: a `ganjax.data` source.
+      chunk: examples read per call.
+
+    Returns:
+      key -> array [len(source), ...].
+    """
     parts = [source.get_batch(np.arange(i, min(i + chunk, len(source))))
              for i in range(0, len(source), chunk)]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _count(tree) -> int:
+def count_params(tree) -> int:
+    """The number of elements in a pytree of arrays (parameters of a model)."""
     return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
 
 
-def _progress_bar(cfg: ConfigDict, step: int, num_steps: int):
+def progress_bar(cfg: ConfigDict, step: int, num_steps: int):
+    """A tqdm bar from `step` to `num_steps`, shown when `train.progress` and stderr is a terminal."""
     from tqdm.auto import tqdm
     enabled = cfg.train.progress and sys.stderr.isatty()
     return tqdm(total=num_steps, initial=step, disable=not enabled, unit='step',

@@ -3,6 +3,7 @@
 import json
 import os
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,6 +24,7 @@ MEMBERS = [
     dict(seed=1, optim__g_lr=3e-4, optim__d_lr=1e-4, optim__b1=0.0, loss__name='hinge',
          ema__decay=0.9),
     dict(seed=2, optim__g_lr=5e-3, optim__d_lr=5e-4, loss__name='least_squares'),
+    dict(seed=3, optim__g_lr=2e-3, optim__d_lr=1e-3, loss__name='hinge', optim__b2=0.9),
 ]
 STEPS = 3
 
@@ -59,7 +61,7 @@ def test_vmapped_population_members_equal_their_solo_runs():
     # Population: one program, the losses chosen per member by hparams['loss_index'].
     gan = build_gan(configs[0], VECTOR, loss_names=LOSSES)
     pop = state_lib.stack([create_state(c, gan) for c in configs])
-    assert pop.hparams['loss_index'].tolist() == [0, 1, 2]
+    assert pop.hparams['loss_index'].tolist() == [0, 1, 2, 1]
     step = jax.jit(jax.vmap(make_train_step(configs[0], gan), in_axes=(0, None)))
     for batch in batches:
         pop, metrics = step(pop, batch)
@@ -80,22 +82,73 @@ def test_vmapped_population_members_equal_their_solo_runs():
     assert _rel_err(solo[0].g_params['out']['kernel'], solo[1].g_params['out']['kernel']) > 0.1
 
 
-def test_population_through_the_composition_point_on_8_devices():
-    """compose.compile_step(population=True) on a sharded mesh equals the plain vmapped step."""
-    configs = [tiny_config('mlp', data__batch_size=16, parallel__num_devices=0, **m)
-               for m in MEMBERS]
+@pytest.mark.parametrize('member_devices', [1, 2])
+def test_population_through_the_composition_point_on_8_devices(member_devices):
+    """compose.compile_step(population=True) on a sharded mesh (the batch over 8 devices, or the
+    members over a 'member' axis of 2 and each member's batch over 4) equals the plain vmapped
+    step, each member reading its own batches."""
+    configs = [tiny_config('mlp', data__batch_size=16, parallel__num_devices=0,
+                           sweep__member_devices=member_devices, **m) for m in MEMBERS]
     gan = build_gan(configs[0], VECTOR, loss_names=LOSSES)
-    par = parallel.Parallel(configs[0])
-    batches = [random_batch(configs[0], VECTOR, seed=i) for i in range(2)]
+    par = parallel.Parallel(configs[0], population=True)
+    assert par.member_devices == member_devices
+    batches = [{k: np.stack([random_batch(configs[0], VECTOR, seed=10 * i + m)[k]
+                             for m in range(len(MEMBERS))]) for k in ('x', 'label')}
+               for i in range(2)]
     pop = compose.init_population(gan, par, configs)
     fn = compose.compile_step(configs[0], gan, par, population=True)
     ref = state_lib.stack([create_state(c, gan) for c in configs])
-    ref_step = jax.jit(jax.vmap(make_train_step(configs[0], gan), in_axes=(0, None)))
+    ref_step = jax.jit(jax.vmap(make_train_step(configs[0], gan)))
     for batch in batches:
-        pop, metrics = fn(pop, par.put_batch(batch, batch_axis=1))
+        pop, metrics = fn(pop, par.put_batch(batch, batch_axis=2, member_axis=0))
         ref, _ = ref_step(ref, batch)
-    assert par.host_metrics(metrics)['g_loss'].shape == (len(MEMBERS),)
-    for a, b in zip(jax.tree.leaves(jax.device_get(pop)), jax.tree.leaves(jax.device_get(ref))):
+    host = par.host_metrics(metrics)
+    assert host['g_loss'].shape == (len(MEMBERS),)
+    assert host[compose.DIVERGED].tolist() == [0] * len(MEMBERS)
+    if member_devices > 1:
+        assert pop.g_params['out']['kernel'].sharding.spec[0] == parallel.MEMBER_AXIS
+    pop = jax.device_get(pop)
+    for i in range(len(MEMBERS)):
+        got, want = compose.solo_state(pop, i), state_lib.member(jax.device_get(ref), i)
+        for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(got), jax.tree.leaves(want)):
+            if 'loss_index' in jax.tree_util.keystr(path):
+                continue
+            if np.issubdtype(np.asarray(b).dtype, np.floating):
+                assert _rel_err(a, b) < 1e-5, f'member {i} {jax.tree_util.keystr(path)}'
+
+
+def test_a_diverging_member_is_frozen_and_the_others_train_on():
+    """A member whose update goes non-finite keeps its last finite state for good (its step
+    counter too) and records the step; the other members' updates are unchanged."""
+    configs = [tiny_config('mlp', **MEMBERS[0]),
+               tiny_config('mlp', seed=1, optim__g_lr=1e30, optim__d_lr=1e30)]
+    gan = build_gan(configs[0], VECTOR)
+    par = parallel.Parallel(configs[0], population=True)
+    fn = jax.jit(jax.vmap(compose.freeze_diverged(make_train_step(configs[0], gan))))
+    pop = state_lib.stack([compose.population_member_state(c, gan) for c in configs])
+    solo_step = jax.jit(make_train_step(configs[0], gan))
+    solo = create_state(configs[0], gan)
+    history = []
+    for i in range(4):
+        batch = random_batch(configs[0], VECTOR, seed=i)
+        before = jax.device_get(pop)
+        pop, metrics = fn(pop, {k: np.stack([v, v]) for k, v in batch.items()})
+        solo, _ = solo_step(solo, batch)
+        history.append((before, jax.device_get(pop), jax.device_get(metrics)))
+    del par
+    pop = jax.device_get(pop)
+    frozen_at = int(pop.hparams[compose.DIVERGED][1])
+    assert 1 <= frozen_at <= 3, 'the huge learning rate must overflow within a few steps'
+    # Frozen: the state of step frozen_at - 1, finite, and never changed after.
+    assert int(pop.step[1]) == frozen_at - 1 and int(pop.step[0]) == 4
+    for leaf in jax.tree.leaves(compose.solo_state(pop, 1)):
+        assert np.all(np.isfinite(leaf))
+    for before, after, metrics in history[frozen_at:]:
+        chex.assert_trees_all_equal(state_lib.member(before, 1), state_lib.member(after, 1))
+        assert metrics[compose.DIVERGED].tolist() == [0, frozen_at]
+    # The healthy member equals its run alone.
+    for a, b in zip(jax.tree.leaves(compose.solo_state(pop, 0)),
+                    jax.tree.leaves(jax.device_get(solo))):
         if np.issubdtype(np.asarray(b).dtype, np.floating):
             assert _rel_err(a, b) < 1e-5
 
