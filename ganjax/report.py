@@ -52,6 +52,7 @@ class Member:
       diverged_at: the step whose update went non-finite (the member was frozen there), or None.
       evals: its evaluations up to its divergence, by step.
       logs: its metrics.jsonl records up to its divergence, by step.
+      overrides: every config key its config changes from the sweep's (variant, setting, seed).
     """
     index: int
     path: str
@@ -62,6 +63,7 @@ class Member:
     diverged_at: int | None
     evals: list
     logs: list
+    overrides: dict = dataclasses.field(default_factory=dict)
 
     @property
     def diverged(self) -> bool:
@@ -244,7 +246,7 @@ def load_members(workdir: str) -> tuple[dict, dict, list]:
             setting=tuple(sorted((k, _hashable(v))
                                  for k, v in (info.get('setting') or {}).items())),
             seed=info.get('seed', 0), step=info.get('step'), diverged_at=diverged_at,
-            evals=evals, logs=logs))
+            evals=evals, logs=logs, overrides=dict(info.get('overrides') or {})))
     return config, sweep, sorted(members, key=lambda m: m.index)
 
 
@@ -360,6 +362,16 @@ def _setting_label(setting: tuple, names: dict) -> str:
         return '(defaults)'
     return ', '.join(f'{names.get(k, k)}={v:.3g}' if isinstance(v, float) and not
                      isinstance(v, bool) else f'{names.get(k, k)}={v}' for k, v in setting)
+
+
+def _flags(member: Member) -> str:
+    """The member's overrides but its seed, as `ganjax train` flags."""
+    def text(value):
+        if isinstance(value, (list, tuple)):
+            return '(' + ','.join(map(str, value)) + ')'
+        return str(value)
+    return ' '.join(f'--config.{k}={text(v)}' for k, v in sorted(member.overrides.items())
+                    if k != 'seed')
 
 
 def _goal(metric: str) -> str:
@@ -656,6 +668,9 @@ def _markdown(summary: Summary, picture) -> str:
         ('eval features', config.get('eval', {}).get('features'))) if v is not None]
     if facts:
         lines += ['', 'Config: ' + ', '.join(facts) + '.']
+    if isinstance(config.get('sweep'), dict):
+        lines += ['', '<details><summary>The sweep section of its config</summary>', '',
+                  '```json', json.dumps(config['sweep'], indent=1), '```', '', '</details>']
     if not s.has_evals:
         lines += ['', f'**No evaluations yet**: no member has an eval/history.jsonl record '
                       f'(eval.every = {config.get("eval", {}).get("every", "?")}), so there are '
@@ -689,6 +704,7 @@ def _markdown(summary: Summary, picture) -> str:
                         lines.append(f'![{k} {kind.replace("_", " ")}]({link})')
     lines += _losses_section(s, names, picture)
     lines += _members_section(s, names)
+    lines += ['', f'Written by `ganjax report --workdir {s.workdir} --metric {metric}`.']
     return '\n'.join(lines) + '\n'
 
 
@@ -699,8 +715,9 @@ def _summary_section(s: Summary, names: dict, picture) -> list:
     for variant in s.variants:
         r = s.best[variant]
         if r is None:
-            rows.append([variant, '–', sum(len(x.members) for x in s.settings[variant]), '–',
-                         '–', '–', '–', '–'])
+            every = [m for x in s.settings[variant] for m in x.members]
+            rows.append([variant, '–', len(every), sum(m.diverged for m in every), '–', '–',
+                         '–', '–'])
             continue
         final, best = r.final[metric], r.best[metric]
         seeds = len(r.members)
@@ -726,12 +743,21 @@ def _variant_section(s: Summary, variant: str, names: dict, picture) -> list:
     lines = ['', f'## {variant}', '']
     r = s.best[variant]
     if r is None:
-        return lines + [f'No member of {variant} has a value of {metric} yet.']
+        every = [m for x in s.settings[variant] for m in x.members]
+        diverged = [m for m in every if m.diverged]
+        return lines + [f'No member of {variant} has a value of {metric} yet ({len(every)} '
+                        f'members, {len(diverged)} diverged'
+                        + (f' at step{"s" if len(diverged) > 1 else ""} '
+                           f'{", ".join(str(m.diverged_at) for m in diverged)}'
+                           if diverged else '') + ').']
     lines.append(f'Best setting: **{_setting_label(r.setting, names)}** (members '
                  f'{", ".join(str(m.index) for m in r.members)}; seeds {_seeds_text(r.members)}; '
                  f'{r.num_diverged} diverged).')
     if r.setting:
         lines.append('Hyperparameters: ' + ', '.join(f'`{k}={v}`' for k, v in r.setting) + '.')
+    flags = _flags(r.members[0])
+    if flags:
+        lines.append(f'Its overrides of the sweep\'s config (besides the seed): `{flags}`.')
     lines.append('')
     rows = [[k, 'min' if METRIC_GOALS[k] == 'min' else 'max', _mean_std(r.final[k]),
              _fmt(r.final[k].best), _mean_std(r.best[k]), _fmt(r.best[k].best), r.final[k].n]

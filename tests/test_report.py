@@ -104,7 +104,8 @@ def mnist_sweep(tmp_path):
         hinge          S1: 25, 27, 10 (diverged)     S2: 24, 26, 28
 
     hinge S1 has the lower mean (20.67), but a seed diverged there (after its step-1000
-    evaluation, FID 10; a later record must be ignored), so S2 is hinge's best setting.
+    evaluation, FID 10; a later record must be ignored), so S2 is hinge's best setting. Both
+    members of a third variant, boom, diverged at step 1, before any evaluation.
     """
     members = []
     finals = {('non_saturating', 0): (30, 32, None), ('non_saturating', 1): (20, 24, 22),
@@ -130,8 +131,11 @@ def mnist_sweep(tmp_path):
                 else:
                     m['evals'] = _history(float(fid), precisions[seed])
                 members.append(m)
+    nan = float('nan')
+    members += [{'variant': 'boom', 'setting': S1, 'seed': seed, 'evals': [], 'diverged_at': 1,
+                 'logs': [{'step': 1, 'd_loss': nan, 'g_loss': nan}]} for seed in (0, 1)]
     return _make_sweep(tmp_path / 'study', _sweep_config('fid', 'mnist_5k',
-                                                         ['non_saturating', 'hinge']),
+                                                         ['non_saturating', 'hinge', 'boom']),
                        members, ['optim.d_lr', 'optim.g_lr'])
 
 
@@ -175,6 +179,8 @@ def test_values_over_seeds_and_best_setting(mnist_sweep):
     # ... and S1's lower mean does not win: a setting where a seed diverged ranks last.
     assert s.best['hinge'] is hinge_s2
     assert hinge_s2.final['fid'].mean == 26.0
+    # boom has no value: no best setting.
+    assert s.best['boom'] is None and s.settings['boom'][0].num_diverged == 2
 
     # kid ranks the same way: --metric kid keeps the best settings.
     k = report.summarise(mnist_sweep, metric='kid')
@@ -245,6 +251,8 @@ def test_report_files_and_links(mnist_sweep, tmp_path, capsys):
     assert '0: 30, 1: 32, 2: – | 31 ± 1.414 (n=2) |' in text
     assert 'fid_std' not in text and 'fid_class' not in text
     assert 'No evaluations yet' not in text
+    assert '| boom | – | 2 | 2 | – |' in text
+    assert 'No member of boom has a value of fid yet (2 members, 2 diverged at steps 1, 1).' in text
     # The sample of hinge's best setting is seed 0's last picture (member 9, step 2000).
     assert 'Samples of member 9 (seed 0) at step 2000' in text
 
