@@ -499,8 +499,22 @@ def _plot_over_training(summary: Summary, metric: str, path: str) -> bool:
     return True
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: Most settings drawn side by side as categories (beyond, labels are unreadable: a random search
+#: of several numeric keys is drawn against each key instead).
+_MAX_CATEGORIES = 40
+
+
 def _plot_by_setting(summary: Summary, path: str) -> bool:
-    """The final primary metric per setting and variant: mean ± std over seeds."""
+    """The final primary metric per setting and variant: mean ± std over seeds.
+
+    When every searched key is numeric, one panel per key with the key's value on x (log when it
+    spans a factor of 4 or more, as learning rates do), lines joining the points when only one
+    key is searched; otherwise the settings as categories.
+    """
     metric = summary.metric
     keys = []
     for results in summary.settings.values():
@@ -510,38 +524,50 @@ def _plot_by_setting(summary: Summary, path: str) -> bool:
     keys.sort(key=_setting_order)
     if len(keys) < 2:
         return False
-    numeric = len(summary.searched) == 1 and all(
-        len(k) == 1 and isinstance(k[0][1], (int, float)) and k[0][1] > 0 for k in keys)
-    xs = {k: (k[0][1] if numeric else i) for i, k in enumerate(keys)}
+    searched = [k for k in summary.searched if any(k in dict(s) for s in keys)]
+    numeric = bool(searched) and all(_is_number(v) for s in keys for _, v in s)
+    if not numeric and len(keys) > _MAX_CATEGORIES:
+        return False
+    panels = searched if numeric else [None]
     plt = _pyplot()
     colors = _colors(summary.variants)
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(keys) + 3), 3.8), dpi=100)
+    width = 4.5 * len(panels) if numeric else max(6, 0.6 * len(keys) + 3)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(6, width), 3.8), dpi=100,
+                             squeeze=False)
     names = _short_names(summary.searched)
-    for i, (variant, results) in enumerate(summary.settings.items()):
-        # Categories: shift the variants apart a little so that their error bars do not hide
-        # each other.
-        shift = 0.0 if numeric else 0.06 * (i - (len(summary.settings) - 1) / 2)
-        points = [(xs[r.setting] + shift, r.final[metric]) for r in results
-                  if r.final[metric].n]
-        if not points:
-            continue
-        ax.errorbar([x for x, _ in points], [s.mean for _, s in points],
-                    yerr=[s.std or 0.0 for _, s in points], marker='o', capsize=3,
-                    color=colors[variant], label=variant)
-    if numeric:
-        values = [k[0][1] for k in keys]
-        if max(values) / min(values) >= 4:  # learning rates and the like: log spacing
-            ax.set_xscale('log')
-        ax.set_xlabel(summary.searched[0])
-    else:
-        ax.set_xticks(range(len(keys)))
-        ax.set_xticklabels([_setting_label(k, names).replace(', ', '\n') for k in keys],
-                           fontsize=7, rotation=30, ha='right')
-    ax.set_ylabel(f'final {metric}')
-    ax.set_title(f'final {metric} per setting: mean ± std over seeds ({_goal(metric)})',
+    for ax, key in zip(axes[0], panels):
+        for i, (variant, results) in enumerate(summary.settings.items()):
+            if key is None:
+                # Categories: shift the variants apart a little so that their error bars do not
+                # hide each other.
+                shift = 0.06 * (i - (len(summary.settings) - 1) / 2)
+                points = [(keys.index(r.setting) + shift, r.final[metric]) for r in results
+                          if r.final[metric].n]
+            else:
+                # Variants sharing a value are set a little apart (by a factor, which keeps
+                # them apart on a log axis too) so that their error bars stay visible.
+                dodge = 1 + 0.02 * (i - (len(summary.settings) - 1) / 2)
+                points = sorted((dict(r.setting)[key] * dodge, r.final[metric])
+                                for r in results if r.final[metric].n and key in dict(r.setting))
+            if points:
+                ax.errorbar([x for x, _ in points], [st.mean for _, st in points],
+                            yerr=[st.std or 0.0 for _, st in points], marker='o', capsize=3,
+                            color=colors[variant], label=variant,
+                            linestyle='-' if key is None or len(panels) == 1 else 'none')
+        if key is None:
+            ax.set_xticks(range(len(keys)))
+            ax.set_xticklabels([_setting_label(k, names).replace(', ', '\n') for k in keys],
+                               fontsize=7, rotation=30, ha='right')
+        else:
+            values = [dict(s)[key] for s in keys if key in dict(s)]
+            if min(values) > 0 and max(values) / min(values) >= 4:
+                ax.set_xscale('log')
+            ax.set_xlabel(key)
+        ax.set_ylabel(f'final {metric}')
+        ax.grid(alpha=0.3)
+    fig.suptitle(f'final {metric} per setting: mean ± std over seeds ({_goal(metric)})',
                  fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
     summaries._save_figure(fig, path)  # pylint: disable=protected-access
     return True
 
