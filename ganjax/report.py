@@ -225,6 +225,8 @@ def load_members(workdir: str) -> tuple[dict, dict, list]:
     config_path = os.path.join(workdir, 'config.json')
     config = (_read_json(config_path, "it records the sweep's config")
               if os.path.isfile(config_path) else {})
+    if not isinstance(config, dict):
+        raise GanjaxError(f"{config_path} holds no config object; it records the sweep's config")
     default_variant = config.get('loss', {}).get('name', 'default')
     members = []
     for i, entry in enumerate(sweep['members']):
@@ -233,7 +235,11 @@ def load_members(workdir: str) -> tuple[dict, dict, list]:
         info_path = os.path.join(path, 'member.json')
         info = dict(entry)
         if os.path.isfile(info_path):
-            info.update(_read_json(info_path, 'it is written by `ganjax sweep`'))
+            record = _read_json(info_path, 'it is written by `ganjax sweep`')
+            if not isinstance(record, dict):
+                raise GanjaxError(f'{info_path} holds no member record; it is written by '
+                                  '`ganjax sweep`')
+            info.update(record)
         diverged_at = info.get('diverged_at')
         before = ((lambda r: r['step'] <= diverged_at) if diverged_at is not None
                   else (lambda r: True))
@@ -299,17 +305,19 @@ def summarise(workdir: str, metric: str | None = None) -> Summary:
       GanjaxError: for a folder that is not a sweep, or a metric that none of its evaluations
         records.
     """
+    flag = f'--metric {metric}'
     if metric is not None:
         _check_metric(metric)
     config, sweep, members = load_members(workdir)
     if metric is None:
         metric = config.get('eval', {}).get('best_metric') or 'fid'
+        flag = f'the default --metric {metric} (the sweep\'s eval.best_metric, else fid)'
         _check_metric(metric)
     recorded = {k for m in members for r in m.evals for k in r}
     metrics = [k for k in METRIC_GOALS if k in recorded]
     if recorded and metric not in metrics:
-        raise GanjaxError(f'--metric {metric}: no evaluation in {workdir} records it; they '
-                          f'record {", ".join(metrics) or "no metric ganjax knows"}')
+        raise GanjaxError(f'{flag}: no evaluation in {workdir} records it; they record '
+                          f'{", ".join(metrics) or "no metric ganjax knows"}')
     metrics = ([metric] + [k for k in metrics if k != metric]) if recorded else []
     variants = [str(v) for v in sweep.get('variants') or []]
     variants += sorted({m.variant for m in members} - set(variants))

@@ -311,6 +311,20 @@ def test_errors(mnist_sweep, tmp_path, capsys):
     assert code == 1 and line == (f'ganjax: error: --metric density: no evaluation in '
                                   f'{mnist_sweep} records it; they record fid, kid, precision, '
                                   'recall')
+    config_path = os.path.join(mnist_sweep, 'config.json')
+    with open(config_path, encoding='utf-8') as f:
+        config = json.load(f)
+    config['eval']['best_metric'] = 'coverage'
+    with open(config_path, 'w', encoding='utf-8') as f:
+        json.dump(config, f)
+    code, line = _error(capsys, ['report', '--workdir', mnist_sweep])
+    assert code == 1 and line.startswith('ganjax: error: the default --metric coverage (the '
+                                         "sweep's eval.best_metric, else fid): no evaluation in")
+    member = os.path.join(mnist_sweep, 'members', '003', 'member.json')
+    with open(member, 'a', encoding='utf-8') as f:
+        f.write('}')
+    code, line = _error(capsys, ['report', '--workdir', mnist_sweep, '--metric', 'fid'])
+    assert code == 1 and line.startswith(f'ganjax: error: {member} is not valid JSON (')
     code, line = _error(capsys, ['report', '--workdir', mnist_sweep, '--out', 'x.txt'])
     assert code == 2 and '--out x.txt: give a markdown file name ending in .md' in line
     assert not os.path.exists(os.path.join(mnist_sweep, 'report.md'))
