@@ -710,8 +710,9 @@ def _markdown(summary: Summary, picture) -> str:
                       f'(eval.every = {config.get("eval", {}).get("every", "?")}), so there are '
                       'no metrics to compare; below are the training losses.']
     else:
-        lines += ['', f'**Method** (Lucic et al. 2018, "Are GANs Created Equal?"): the primary '
-                      f'metric is {metric} ({_goal(metric)}). A member\'s *final* value is its '
+        lines += ['', '**Method** ([Lucic et al. 2018](https://arxiv.org/abs/1711.10337), "Are '
+                      f'GANs Created Equal?"): the primary metric is {metric} ({_goal(metric)}). '
+                      "A member's *final* value is its "
                       'last evaluation; a diverged member was frozen at its last finite state, '
                       'and its final value is its last evaluation before it diverged (marked '
                       f'{_DIVERGED}). *Best during training* is the best over a member\'s '
