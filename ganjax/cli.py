@@ -99,6 +99,15 @@ def _parser() -> argparse.ArgumentParser:
                                                                  'unset)')
     classify.add_argument('--best', action='store_true', help='use the best checkpoint')
     classify.add_argument('--batch_size', type=int, default=256)
+    report = sub.add_parser('report', help='markdown report with PNG plots of a sweep: each '
+                                           'variant at its best setting, over seeds')
+    report.add_argument('--workdir', required=True, help='folder of `ganjax sweep`')
+    report.add_argument('--metric', default=None,
+                        help="primary metric, which chooses each variant's best setting "
+                             "(default: the sweep's eval.best_metric, else fid)")
+    report.add_argument('--out', default=None,
+                        help='markdown file (default WORKDIR/report.md); pictures go to a folder '
+                             'beside it named like it without .md')
     features = sub.add_parser(
         'train-features', help='train the classifier whose features serve "classifier FID"')
     features.add_argument('--dataset', required=True, help='a data.name of ganjax.data.DATASETS')
@@ -503,6 +512,17 @@ def _classify(args, extra) -> None:
     print(f"[ganjax] wrote {result['out']} and {result['counts_out']}")
 
 
+def _report(args, extra) -> None:
+    if extra:
+        raise ConfigError(f'unrecognized arguments {extra}')
+    if args.out is not None:
+        _check_can_write(os.path.dirname(os.path.abspath(args.out)), f'--out {args.out}')
+    from ganjax import report
+
+    path = report.write_report(args.workdir, metric=args.metric, out=args.out)
+    print(f'[ganjax] wrote {path}')
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ganjax` console command.
 
@@ -536,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, extra: list[str], hint: str) -> int:
     commands = {'train': _train, 'sample': _sample, 'train-features': _train_features,
-                'eval': _eval, 'classify': _classify, 'sweep': _sweep, 'export': _export}
+                'eval': _eval, 'classify': _classify, 'sweep': _sweep, 'export': _export,
+                'report': _report}
     try:
         commands[args.command](args, extra)
     except ConfigError as e:
