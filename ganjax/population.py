@@ -309,6 +309,14 @@ class _Program:
                         self._log(step, rate, writers, progress)
                         t_window, steps_window = time.perf_counter(), 0
                         run_dir.kill_point('after_log', step)
+                    # The rate counts training calls only: samples, checkpoints and evaluations
+                    # are left out of the window.
+                    due = (step % cfg.train.sample_every == 0 or
+                           step % cfg.train.checkpoint_every == 0 or
+                           (self.evaluator is not None and step % cfg.eval.every == 0))
+                    if due:
+                        jax.block_until_ready(state)
+                    t_events = time.perf_counter()
                     if step % cfg.train.sample_every == 0:
                         self._check_pending(step)
                         self._samples(state, writers, step)
@@ -319,6 +327,8 @@ class _Program:
                         self._check_pending(step)
                         self._evaluate(state, writers, step)
                         evaluated = step
+                    if due and t_window is not None:
+                        t_window += time.perf_counter() - t_events
                 self._check_pending(step)
                 interrupted = stop.signal_name
             if interrupted and step == first_step:

@@ -327,6 +327,14 @@ class _Trainer:
                         self._log_window(step, rate, writer, progress)
                         t_window, steps_window = time.perf_counter(), 0
                         run_dir.kill_point('after_log', step)
+                    # The rate counts training calls only: samples, checkpoints and evaluations
+                    # are left out of the window.
+                    due = (step % cfg.train.sample_every == 0 or
+                           step % cfg.train.checkpoint_every == 0 or
+                           (self.evaluator is not None and step % cfg.eval.every == 0))
+                    if due:
+                        jax.block_until_ready(state)
+                    t_events = time.perf_counter()
                     if step % cfg.train.sample_every == 0:
                         self.save_samples(self.par.canonical_state(state), writer)
                         sampled = step
@@ -337,6 +345,8 @@ class _Trainer:
                         self._check_pending()
                         self.run_eval(self.par.canonical_state(state), iterator.position, writer)
                         evaluated = step
+                    if due and t_window is not None:
+                        t_window += time.perf_counter() - t_events
                 self._check_pending()
                 interrupted = stop.signal_name
             state = self.par.canonical_state(state)
