@@ -1,7 +1,8 @@
 """Mode collapse on 2D Gaussian mixtures: modes covered and high-quality samples per loss and seed.
 
 Trains configs/mlp_ring8.py (or --config, e.g. configs/mlp_grid25.py) once per (loss variant,
-seed); the run's own evaluations (`eval.every`) score its EMA generator with
+seed), all of them as one `ganjax sweep` (a vmapped population per program shape); each member's
+own evaluations (`eval.every`) score its EMA generator with
 `ganjax.metrics.mode_statistics` (a sample is high quality within 3 std of its nearest mode; a mode
 is covered when it gets at least 1/4 of its uniform share as high-quality samples) on fixed noise,
 several times over training. Writes benchmarks/results/mode_collapse_<data.name>_<device>.json, a
@@ -28,6 +29,7 @@ import common  # noqa: E402  (benchmarks/common.py, beside this script)
 from ganjax import config as config_lib  # noqa: E402
 from ganjax import data  # noqa: E402
 from ganjax import images  # noqa: E402
+from ganjax import population  # noqa: E402
 from ganjax import summaries  # noqa: E402
 from ganjax import train as train_lib  # noqa: E402
 
@@ -44,20 +46,16 @@ VARIANTS = {
 }
 
 
-def run_one(config_path: str, variant: str, seed: int, steps: int, num_samples: int,
-            snapshots: int, workdir: str) -> dict:
-    """Trains one run, evaluating its EMA generator `snapshots` times along the way.
+def sweep_config(config_path: str, variants: list[str], seeds: int, steps: int,
+                 num_samples: int, snapshots: int):
+    """The sweep config: every variant x seed as a member of one `ganjax sweep`.
 
-    The evaluations are the run's own (`eval.every`): modes covered, high-quality fraction and KL
-    from `ganjax.metrics.mode_statistics` on `num_samples` samples from fixed noise, beside FID,
-    precision and recall of the raw 2D points.
+    The evaluations are each member's own (`eval.every`): modes covered, high-quality fraction
+    and KL from `ganjax.metrics.mode_statistics` on `num_samples` samples from fixed noise,
+    beside FID, precision and recall of the raw 2D points.
     """
     config = config_lib.load_config_file(config_path)
-    for key, value in VARIANTS[variant].items():
-        section, leaf = key.split('.')
-        config[section][leaf] = value
     every = max(1, steps // snapshots)
-    config.seed = seed
     config.train.num_steps = steps
     config.train.progress = False
     config.train.sample_every = every
@@ -67,21 +65,28 @@ def run_one(config_path: str, variant: str, seed: int, steps: int, num_samples: 
     config.eval.num_samples = num_samples
     config.eval.batch_size = num_samples
     config.eval.features = 'raw'
-    t0 = time.perf_counter()
-    state = train_lib.train_and_evaluate(config, workdir)
-    seconds = time.perf_counter() - t0
-    if int(state.step) != steps:
-        # Training turns SIGTERM / Ctrl-C into a clean stop; a benchmark must not record a
-        # shortened run as if it were complete.
-        raise SystemExit(f'{variant} seed {seed} stopped at step {int(state.step)} of {steps} '
-                         '(interrupted); no results written')
-    history = summaries.read_jsonl(os.path.join(workdir, 'eval', 'history.jsonl'))
-    final = history[-1]
-    pictures = [np.asarray(Image.open(os.path.join(workdir, 'samples',
+    config.sweep.seeds = tuple(range(seeds))
+    config.sweep.variants = tuple(
+        f"{v}: {' '.join(f'{k}={val}' for k, val in VARIANTS[v].items())}" for v in variants)
+    return config
+
+
+def member_result(workdir: str, record: dict, steps: int, num_modes: int,
+                  seconds: float) -> dict:
+    """One member's summary, from its folder (DIR/members/NNN)."""
+    folder = os.path.join(workdir, record['dir'])
+    history = summaries.read_jsonl(os.path.join(folder, 'eval', 'history.jsonl'))
+    # A member that diverged before its first evaluation has none: it covers no mode.
+    nan = float('nan')
+    final = history[-1] if history else {'modes_covered': 0, 'high_quality': 0.0,
+                                         'kl_to_uniform': nan, 'fid': nan, 'precision': nan,
+                                         'recall': nan}
+    pictures = [np.asarray(Image.open(os.path.join(folder, 'samples',
                                                    f'step_{r["step"]:07d}.png')).convert('RGB'))
                 for r in history]
-    return {'variant': variant, 'seed': seed, 'steps': steps, 'train_seconds': seconds,
-            'num_modes': data.build_source(config.data, 'eval').num_classes,
+    return {'variant': record['variant'], 'seed': record['seed'], 'steps': steps,
+            'sweep_seconds': seconds, 'diverged_at': record.get('diverged_at'),
+            'num_modes': num_modes,
             'modes_covered': int(final['modes_covered']), 'high_quality': final['high_quality'],
             'kl_to_uniform': final['kl_to_uniform'], 'fid': final['fid'],
             'precision': final['precision'], 'recall': final['recall'],
@@ -119,15 +124,23 @@ def main(argv=None) -> int:
         p.error(f'{args.config}: data.name={name!r} is not a Gaussian mixture (ring8, grid25)')
     steps = args.steps or config.train.num_steps
     runs = []
+    num_modes = data.build_source(config.data, 'eval').num_classes
     with tempfile.TemporaryDirectory(prefix='ganjax_modes_') as tmp:
-        for variant in variants:
-            for seed in range(args.seeds):
-                r = run_one(args.config, variant, seed, steps, args.num_samples, args.snapshots,
-                            os.path.join(tmp, f'{variant}_{seed}'))
-                print(f"{variant:15s} seed {seed}: {r['modes_covered']}/{r['num_modes']} modes, "
-                      f"{100 * r['high_quality']:.1f}% high quality, KL {r['kl_to_uniform']:.3f}"
-                      f" ({r['train_seconds']:.0f} s)", flush=True)
-                runs.append(r)
+        # Every variant and seed in one sweep: one vmapped program per program shape.
+        workdir = os.path.join(tmp, 'sweep')
+        t0 = time.perf_counter()
+        records = population.train_sweep(
+            sweep_config(args.config, variants, args.seeds, steps, args.num_samples,
+                         args.snapshots), workdir)
+        seconds = time.perf_counter() - t0
+        for record in records:
+            r = member_result(workdir, record, steps, num_modes, seconds)
+            print(f"{r['variant']:15s} seed {r['seed']}: {r['modes_covered']}/{num_modes} modes, "
+                  f"{100 * r['high_quality']:.1f}% high quality, KL {r['kl_to_uniform']:.3f}"
+                  + (f" (diverged at step {r['diverged_at']})" if r['diverged_at'] else ''),
+                  flush=True)
+            runs.append(r)
+    print(f'{len(runs)} members trained in {seconds:.0f} s', flush=True)
     summary = {}
     for variant in variants:
         mine = [r for r in runs if r['variant'] == variant]
@@ -137,7 +150,7 @@ def main(argv=None) -> int:
             'mean_modes_covered': float(np.mean([r['modes_covered'] for r in mine])),
             'mean_high_quality': float(np.mean([r['high_quality'] for r in mine]))}
         print(f'{variant:15s} {summary[variant]}')
-    record = {'benchmark': f'mode_collapse_{name}', 'steps': steps,
+    record = {'benchmark': f'mode_collapse_{name}', 'steps': steps, 'sweep_seconds': seconds,
               'num_samples': args.num_samples, 'config': os.path.relpath(args.config, ROOT),
               'optim': {'g_lr': config.optim.g_lr, 'd_lr': config.optim.d_lr,
                         'b1': config.optim.b1, 'b2': config.optim.b2},
