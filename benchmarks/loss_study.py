@@ -30,18 +30,12 @@ import common  # noqa: E402  (benchmarks/common.py, beside this script)
 from ganjax import config as config_lib  # noqa: E402
 from ganjax import population  # noqa: E402
 from ganjax import report  # noqa: E402
+from configs.loss_study_ring8 import LOSS_VARIANTS  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-VARIANTS = (
-    'ns: loss.name=non_saturating',
-    'minimax: loss.name=minimax',
-    'hinge: loss.name=hinge',
-    'least_squares: loss.name=least_squares',
-    'ragan: loss.name=relativistic_average',
-    'wgan_gp: loss.name=wasserstein penalty.name=wgan_gp penalty.weight=10 train.n_critic=5 '
-    'optim.b2=0.9',
-)
+# The six variants, as configs/loss_study_ring8.py (`ganjax sweep` of the ring study) names them.
+VARIANTS = LOSS_VARIANTS
 
 #: dataset -> (config file, default steps, learning rates (G and D alike), report metric).
 DATASETS = {
