@@ -244,8 +244,8 @@ _POSITIVE = ('model.latent_dim', 'model.g_features', 'model.d_features', 'model.
              'data.on_device_max_mb', 'eval.num_samples', 'eval.batch_size', 'optim.eps',
              'data.threads', 'data.crops_per_image', 'augment.ada_interval',
              'augment.ada_kimg')
-_NON_NEGATIVE = ('optim.g_lr', 'optim.d_lr', 'loss.weight_clip', 'penalty.weight',
-                 'optim.grad_clip_norm', 'optim.weight_decay', 'data.prefetch',
+_NON_NEGATIVE = ('optim.g_lr', 'optim.d_lr', 'optim.optimism', 'loss.weight_clip',
+                 'penalty.weight', 'optim.grad_clip_norm', 'optim.weight_decay', 'data.prefetch',
                  'data.image_size', 'data.channels', 'parallel.num_devices',
                  'parallel.num_processes', 'parallel.fsdp_min_size', 'eval.every',
                  'optim.schedule_steps', 'data.workers', 'loss.class_weight',
@@ -272,7 +272,7 @@ def validate(config: ConfigDict) -> None:
     """
     # Imported here, not at the top: the tables pull in jax (seconds), and the CLI loads and
     # checks a config file (this module) before it pays for that, so a bad file fails at once.
-    from ganjax import augment, data, losses, models, optim, penalties  # noqa: PLC0415
+    from ganjax import augment, data, dynamics, losses, models, optim, penalties  # noqa: PLC0415
     from ganjax.data import image_folder  # noqa: PLC0415
     from ganjax.metrics.goals import METRIC_GOALS  # noqa: PLC0415
     from ganjax.models import dcgan, layers  # noqa: PLC0415
@@ -290,6 +290,7 @@ def validate(config: ConfigDict) -> None:
         'loss.name': losses.LOSSES,
         'penalty.name': penalties.PENALTIES,
         'optim.name': optim.OPTIMIZERS,
+        'train.updates': dynamics.UPDATES,
     }
     flat = _flatten(config)
     choices = {**{k: tuple(sorted(v)) for k, v in tables.items()}, **_CHOICES}
@@ -315,6 +316,7 @@ def validate(config: ConfigDict) -> None:
     if not 0.0 <= flat['augment.p'] <= 1.0:
         raise ConfigError(f"augment.p must be in [0, 1] (a probability), got {flat['augment.p']}")
     augment.parse_policy(flat['augment.policy'])
+    dynamics.check_updates(flat['train.updates'], flat['train.n_critic'])
     if flat['parallel.process_id'] < -1:
         raise ConfigError(f"parallel.process_id must be >= 0, or -1 for the environment's, got "
                           f"{flat['parallel.process_id']}")
