@@ -1,6 +1,8 @@
 """Loading, overriding and checking run configs (ml_collections ConfigDicts in Python files)."""
 
 import ast
+import hashlib
+import importlib
 import importlib.util
 import json
 import math
@@ -261,8 +263,70 @@ _UNIT_INTERVAL = {
 }
 
 
+def _is_path(entry: str) -> bool:
+    return entry.endswith('.py') or os.sep in entry or '/' in entry
+
+
+def _import_file(path: str) -> None:
+    """Executes a .py file once as a module (a second call, or a file already imported under
+    another name, does nothing: registering its losses twice would be an error)."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'no such file {path}')
+    for module in list(sys.modules.values()):
+        file = getattr(module, '__file__', None)
+        if file and os.path.abspath(file) == path:
+            return
+    stem = re.sub(r'\W', '_', os.path.splitext(os.path.basename(path))[0])
+    name = f'_ganjax_import_{stem}_{hashlib.sha1(path.encode()).hexdigest()[:8]}'
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as `import` does: the module may look itself up while it runs
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+
+
+def import_modules(config: ConfigDict) -> None:
+    """Imports the modules that `config.imports` names, before anything reads the tables.
+
+    A user's own losses and penalties enter `ganjax.losses.LOSSES` and
+    `ganjax.penalties.PENALTIES` when their module runs (`ganjax.register_loss`,
+    `ganjax.register_penalty`). The run's config.json lists the modules, so a run that uses them
+    is resumed, sampled, evaluated and exported from its workdir alone: `validate` (training,
+    resuming) and `ganjax.run_dir.load_run` (sampling, evaluating) call this. Each module is
+    imported once per process.
+
+    Args:
+      config: a config; `imports` holds module names (importable from sys.path, e.g. installed or
+        on PYTHONPATH) or paths of .py files (relative ones from the current directory).
+
+    Raises:
+      ConfigError: naming the module and its import error, for the first that cannot be imported.
+    """
+    entries = config.get('imports', ())
+    if isinstance(entries, str):
+        entries = (entries,)
+    for entry in entries:
+        if not isinstance(entry, str) or not entry.strip():
+            raise ConfigError(f'imports: {entry!r} is not a module name or a .py file path')
+        try:
+            if _is_path(entry):
+                _import_file(entry)
+            else:
+                importlib.import_module(entry)
+        except Exception as e:  # user code: say which module failed and why, in one line
+            where = _where_in(e, os.path.abspath(entry)) if _is_path(entry) else ''
+            raise ConfigError(f'imports: cannot import {entry!r}{where}: {_describe(e)}') from e
+
+
 def validate(config: ConfigDict) -> None:
     """Checks names against their tables and numbers against their ranges.
+
+    The modules in `config.imports` are imported first (`import_modules`), so that the losses
+    and penalties they register are among the names allowed.
 
     Args:
       config: a full config.
@@ -270,6 +334,7 @@ def validate(config: ConfigDict) -> None:
     Raises:
       ConfigError: naming the key, the value and what is allowed.
     """
+    import_modules(config)
     # Imported here, not at the top: the tables pull in jax (seconds), and the CLI loads and
     # checks a config file (this module) before it pays for that, so a bad file fails at once.
     from ganjax import augment, data, dynamics, losses, models, optim, penalties  # noqa: PLC0415

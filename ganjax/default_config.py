@@ -20,6 +20,11 @@ def get_config() -> ml_collections.ConfigDict:
     # float32 | bf16: bf16 runs activations, matmuls and convs in bfloat16 while parameters,
     # optimizer states, BatchNorm statistics, logits and losses stay float32 (no loss scaling).
     config.precision = 'float32'
+    # Modules imported before the config is checked: names (importable: installed or on
+    # PYTHONPATH) or paths of .py files, e.g. ('my_losses.py',). A user's own losses and
+    # penalties register themselves there (ganjax.register_loss); the run's config.json lists
+    # them, so the run resumes, samples and evaluates from its workdir alone.
+    config.imports = ()
 
     config.model = ml_collections.ConfigDict()
     config.model.arch = 'dcgan'  # ganjax.models.ARCHITECTURES: mlp | dcgan | resnet
