@@ -200,7 +200,10 @@ _POPULATION_CASES = {
 }
 
 
-@pytest.mark.parametrize('updates', sorted(_POPULATION_CASES))
+@pytest.mark.parametrize('updates', [
+    'simultaneous',
+    # Two extragradient programs (each twice the gradient work) take ~16 s to compile here.
+    pytest.param('extragradient', marks=pytest.mark.slow)])
 def test_a_population_under_each_dynamics_equals_its_solo_runs(updates):
     members = [dict(seed=0, optim__g_lr=1e-3, optim__d_lr=2e-3, optim__optimism=1.0),
                dict(seed=1, optim__g_lr=3e-4, optim__d_lr=1e-3, optim__optimism=0.5)]
