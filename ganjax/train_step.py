@@ -168,10 +168,9 @@ def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]
 
     Everything a sweep may vary without changing the program's shape: the learning rates, the
     optimizer's betas, eps and weight decay (and its `optim.EXTRA_HPARAMS`, e.g. `optimism`), the
-    penalty weight, the weight-clipping bound, the
-    EMA decay, the class-loss weight, the index of the loss in `gan.loss_names`, and with
-    augmentation its probability (`augment_p`, adjusted by the step under ADA, which also keeps
-    `ada_rt_sum` here).
+    penalty weight, the weight-clipping bound, the EMA decay, the class-loss weight, the index of
+    the loss in `gan.loss_names`, and with augmentation its probability (`augment_p`, adjusted by
+    the step under ADA, which also keeps `ada_rt_sum` here).
 
     Args:
       config: the run (or population member) config.
@@ -534,7 +533,8 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
                 d_grads, d_state, d_metrics = d_grad(d_at, state.d_state, g_at, x0, y0,
                                                      jnp.zeros((), jnp.int32))
                 g_loss, g_state, g_extra, g_grads = g_grad(g_at, d_at, state.d_state)
-                return (g_grads, d_grads), (d_state, d_metrics, g_loss, g_state, g_extra, g_grads)
+                return (g_grads, d_grads), dict(d_state=d_state, metrics=d_metrics, g_loss=g_loss,
+                                                g_state=g_state, g_extra=g_extra, g_grads=g_grads)
 
             # Metrics are those at the step's starting point; collections (BatchNorm
             # statistics, spectral-norm vectors) are those of the pass at the extrapolated point,
@@ -543,8 +543,8 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
                 dynamics.extragradient_step(
                     game_grads, (state.g_params, state.d_params), (g_opt_state, d_opt_state),
                     (gan.g_tx, gan.d_tx), project=lambda p: (p[0], clip_d(p[1])))
-            metrics, g_loss, g_extra, g_grads = here[1], here[2], here[4], here[5]
-            d_state, g_state = there[0], there[3]
+            metrics, g_loss, g_extra = here['metrics'], here['g_loss'], here['g_extra']
+            g_grads, d_state, g_state = here['g_grads'], there['d_state'], there['g_state']
         else:
             (d_params, d_state, d_opt_state), d_metrics = lax.scan(
                 d_update, (state.d_params, state.d_state, d_opt_state),
