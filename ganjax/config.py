@@ -1,6 +1,8 @@
 """Loading, overriding and checking run configs (ml_collections ConfigDicts in Python files)."""
 
 import ast
+import hashlib
+import importlib
 import importlib.util
 import json
 import math
@@ -260,8 +262,8 @@ _POSITIVE = ('model.latent_dim', 'model.g_features', 'model.d_features', 'model.
              'data.on_device_max_mb', 'eval.num_samples', 'eval.batch_size', 'optim.eps',
              'data.threads', 'data.crops_per_image', 'augment.ada_interval',
              'augment.ada_kimg')
-_NON_NEGATIVE = ('optim.g_lr', 'optim.d_lr', 'loss.weight_clip', 'penalty.weight',
-                 'optim.grad_clip_norm', 'optim.weight_decay', 'data.prefetch',
+_NON_NEGATIVE = ('optim.g_lr', 'optim.d_lr', 'optim.optimism', 'loss.weight_clip',
+                 'penalty.weight', 'optim.grad_clip_norm', 'optim.weight_decay', 'data.prefetch',
                  'data.image_size', 'data.channels', 'parallel.num_devices',
                  'parallel.num_processes', 'parallel.fsdp_min_size', 'eval.every',
                  'optim.schedule_steps', 'data.workers', 'loss.class_weight',
@@ -277,8 +279,70 @@ _UNIT_INTERVAL = {
 }
 
 
+def _is_path(entry: str) -> bool:
+    return entry.endswith('.py') or os.sep in entry or '/' in entry
+
+
+def _import_file(path: str) -> None:
+    """Executes a .py file once as a module (a second call, or a file already imported under
+    another name, does nothing: registering its losses twice would be an error)."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'no such file {path}')
+    for module in list(sys.modules.values()):
+        file = getattr(module, '__file__', None)
+        if file and os.path.abspath(file) == path:
+            return
+    stem = re.sub(r'\W', '_', os.path.splitext(os.path.basename(path))[0])
+    name = f'_ganjax_import_{stem}_{hashlib.sha1(path.encode()).hexdigest()[:8]}'
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as `import` does: the module may look itself up while it runs
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+
+
+def import_modules(config: ConfigDict) -> None:
+    """Imports the modules that `config.imports` names, before anything reads the tables.
+
+    A user's own losses and penalties enter `ganjax.losses.LOSSES` and
+    `ganjax.penalties.PENALTIES` when their module runs (`ganjax.register_loss`,
+    `ganjax.register_penalty`). The run's config.json lists the modules, so a run that uses them
+    is resumed, sampled, evaluated and exported from its workdir alone: `validate` (training,
+    resuming) and `ganjax.run_dir.load_run` (sampling, evaluating) call this. Each module is
+    imported once per process.
+
+    Args:
+      config: a config; `imports` holds module names (importable from sys.path, e.g. installed or
+        on PYTHONPATH) or paths of .py files (relative ones from the current directory).
+
+    Raises:
+      ConfigError: naming the module and its import error, for the first that cannot be imported.
+    """
+    entries = config.get('imports', ())
+    if isinstance(entries, str):
+        entries = (entries,)
+    for entry in entries:
+        if not isinstance(entry, str) or not entry.strip():
+            raise ConfigError(f'imports: {entry!r} is not a module name or a .py file path')
+        try:
+            if _is_path(entry):
+                _import_file(entry)
+            else:
+                importlib.import_module(entry)
+        except Exception as e:  # user code: say which module failed and why, in one line
+            where = _where_in(e, os.path.abspath(entry)) if _is_path(entry) else ''
+            raise ConfigError(f'imports: cannot import {entry!r}{where}: {_describe(e)}') from e
+
+
 def validate(config: ConfigDict) -> None:
     """Checks names against their tables and numbers against their ranges.
+
+    The modules in `config.imports` are imported first (`import_modules`), so that the losses
+    and penalties they register are among the names allowed.
 
     Args:
       config: a full config.
@@ -286,9 +350,10 @@ def validate(config: ConfigDict) -> None:
     Raises:
       ConfigError: naming the key, the value and what is allowed.
     """
+    import_modules(config)
     # Imported here, not at the top: the tables pull in jax (seconds), and the CLI loads and
     # checks a config file (this module) before it pays for that, so a bad file fails at once.
-    from ganjax import augment, data, losses, models, optim, penalties  # noqa: PLC0415
+    from ganjax import augment, data, dynamics, losses, models, optim, penalties  # noqa: PLC0415
     from ganjax.data import image_folder  # noqa: PLC0415
     from ganjax.metrics.goals import METRIC_GOALS  # noqa: PLC0415
     from ganjax.models import dcgan, layers  # noqa: PLC0415
@@ -306,6 +371,7 @@ def validate(config: ConfigDict) -> None:
         'loss.name': losses.LOSSES,
         'penalty.name': penalties.PENALTIES,
         'optim.name': optim.OPTIMIZERS,
+        'train.updates': dynamics.UPDATES,
     }
     flat = flatten(config)
     choices = {**{k: tuple(sorted(v)) for k, v in tables.items()}, **_CHOICES}
@@ -331,6 +397,7 @@ def validate(config: ConfigDict) -> None:
     if not 0.0 <= flat['augment.p'] <= 1.0:
         raise ConfigError(f"augment.p must be in [0, 1] (a probability), got {flat['augment.p']}")
     augment.parse_policy(flat['augment.policy'])
+    dynamics.check_updates(flat['train.updates'], flat['train.n_critic'])
     if flat['parallel.process_id'] < -1:
         raise ConfigError(f"parallel.process_id must be >= 0, or -1 for the environment's, got "
                           f"{flat['parallel.process_id']}")

@@ -20,6 +20,11 @@ def get_config() -> ml_collections.ConfigDict:
     # float32 | bf16: bf16 runs activations, matmuls and convs in bfloat16 while parameters,
     # optimizer states, BatchNorm statistics, logits and losses stay float32 (no loss scaling).
     config.precision = 'float32'
+    # Modules imported before the config is checked: names (importable: installed or on
+    # PYTHONPATH) or paths of .py files, e.g. ('my_losses.py',). A user's own losses and
+    # penalties register themselves there (ganjax.register_loss); the run's config.json lists
+    # them, so the run resumes, samples and evaluates from its workdir alone.
+    config.imports = ()
 
     config.model = ml_collections.ConfigDict()
     config.model.arch = 'dcgan'  # ganjax.models.ARCHITECTURES: mlp | dcgan | resnet
@@ -111,13 +116,17 @@ def get_config() -> ml_collections.ConfigDict:
     config.penalty.interval = 1  # lazy regularization: apply every k D updates, scaled by k
 
     config.optim = ml_collections.ConfigDict()
-    config.optim.name = 'adam'  # ganjax.optim.OPTIMIZERS: adam | adamw | rmsprop | sgd
+    # ganjax.optim.OPTIMIZERS: adam | adamw | rmsprop | sgd | optimistic_adam (Daskalakis et al.)
+    config.optim.name = 'adam'
     config.optim.g_lr = 2e-4
     config.optim.d_lr = 2e-4
     config.optim.b1 = 0.5  # Adam beta1 (DCGAN: 0.5); SGD momentum
     config.optim.b2 = 0.999  # Adam beta2; RMSProp decay
     config.optim.eps = 1e-8
     config.optim.weight_decay = 0.0  # adamw only
+    # optimistic_adam only: update -lr ((1 + optimism) r_t - optimism r_{t-1}), r_t Adam's step;
+    # 1 = the paper's 2 r_t - r_{t-1}, 0 = Adam.
+    config.optim.optimism = 1.0
     config.optim.grad_clip_norm = 0.0  # > 0: clip each network's gradient global norm
     config.optim.schedule = 'constant'  # constant | linear | cosine (decay to 0 over the run)
     # Length of the linear/cosine schedule in steps; 0 = train.num_steps when the run starts. Fixed
@@ -140,6 +149,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.train = ml_collections.ConfigDict()
     config.train.num_steps = 20000  # G updates
     config.train.n_critic = 1  # D updates per G update
+    # How the players' updates are ordered (ganjax.dynamics): alternating (n_critic D updates, then
+    # G against the updated D) | simultaneous (G's gradient against D as the step found it) |
+    # extragradient (both extrapolate, then update with the gradients there; needs n_critic=1).
+    config.train.updates = 'alternating'
     # Steps per compiled call (a lax.scan over k batches): hides launch overhead for small models.
     # Logging, sampling and checkpoints happen between calls, so their intervals should be
     # multiples of k (other steps run one per call).

@@ -10,7 +10,7 @@ fake terms of the discriminator loss (`d_real`, `d_fake`, so `d_loss == d_real +
 generator loss (`g_real`, `g_fake`, so `g_loss == g_real + g_fake`; `g_real` is 0 except for the
 relativistic losses). Every loss returns the same `aux` keys (`AUX_KEYS`), so that losses can be
 chosen per member of a vmapped population by an index (`lax.switch` needs one output structure).
-A loss is chosen by name from `LOSSES`.
+A loss is chosen by name from `LOSSES`; a user's own loss enters the table with `register_loss`.
 
 Terms with log(sigmoid(.)) are written with `jax.nn.log_sigmoid` / `softplus`: log(sigmoid(x))
 underflows to -inf for x below about -88 in float32, which turns a confident discriminator into a
@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ganjax.errors import lookup
+from ganjax.errors import ConfigError, check_registration, lookup
 
 LossOutput = tuple[jax.Array, jax.Array, dict[str, jax.Array]]
 LossFn = Callable[[jax.Array, jax.Array], LossOutput]
@@ -219,6 +219,77 @@ LOSSES: dict[str, LossFn] = {
     'relativistic_average': relativistic_average,
     'relativistic_average_ls': relativistic_average_ls,
 }
+
+def _describe_output(out) -> str:
+    return str(jax.tree.map(lambda a: f'{a.dtype}{list(a.shape)}', out))
+
+
+def _check_loss_output(name: str, fn: LossFn) -> None:
+    # Traced on abstract values (jax.eval_shape): nothing is computed, so this costs
+    # milliseconds, and a loss that breaks the contract fails here rather than inside a step.
+    logits = jax.ShapeDtypeStruct((4,), jnp.float32)
+    where = f'register_loss({name!r}): {getattr(fn, "__qualname__", fn)}'
+    try:
+        out = jax.eval_shape(fn, logits, logits)
+    except Exception as e:  # user code: say which loss failed and how
+        raise ConfigError(f'{where} fails on float32 logits of shape [4]: '
+                          f'{type(e).__name__}: {e}') from e
+    scalar = lambda a: getattr(a, 'shape', None) == () and getattr(a, 'dtype', None) == jnp.float32
+    ok = (isinstance(out, tuple) and len(out) == 3 and scalar(out[0]) and scalar(out[1])
+          and isinstance(out[2], dict) and set(out[2]) == set(AUX_KEYS)
+          and all(scalar(v) for v in out[2].values()))
+    if not ok:
+        raise ConfigError(
+            f'{where} must return (d_loss, g_loss, aux): float32 scalars and aux = a dict of '
+            f'float32 scalars with exactly the keys {list(AUX_KEYS)} (as every loss in LOSSES, '
+            f'so that a population can switch between them); it returned {_describe_output(out)}')
+    try:
+        jax.eval_shape(jax.grad(lambda r, f: fn(r, f)[0] + fn(r, f)[1], argnums=(0, 1)),
+                       logits, logits)
+    except Exception as e:
+        raise ConfigError(f'{where}: its losses cannot be differentiated with respect to the '
+                          f'logits: {type(e).__name__}: {e}') from e
+
+
+def register_loss(name: str, *, replace: bool = False) -> Callable[[LossFn], LossFn]:
+    """Decorator that adds a loss to `LOSSES`, so that configs (`loss.name`), `build_gan` and a
+    population's `loss_names` can name it.
+
+    The function is checked once, here: it must take (real_logits, fake_logits) and return
+    (d_loss, g_loss, aux) like the built-in losses (float32 scalars; aux with exactly the keys
+    `AUX_KEYS`, where d_loss == d_real + d_fake and g_loss == g_real + g_fake), differentiably.
+    Put the module that registers it in `config.imports`, so that a run that uses it can be
+    resumed and sampled from its workdir alone.
+
+    Example::
+
+        @ganjax.register_loss('my_loss')
+        def my_loss(real_logits, fake_logits):
+            ...
+
+    Args:
+      name: the loss's name in `LOSSES`.
+      replace: allow replacing an existing entry (built-in or registered).
+
+    Returns:
+      A decorator that registers its function and returns it unchanged.
+
+    Raises:
+      ConfigError: (from the decorator) for a taken name without `replace`, something not
+        callable, a wrong signature, or an output that breaks the contract.
+    """
+    if callable(name):  # @register_loss without a name
+        raise ConfigError('register_loss takes the name first, as @register_loss(\'my_loss\')')
+
+    def decorator(fn: LossFn) -> LossFn:
+        check_registration(LOSSES, name, fn, 'register_loss', ('real_logits', 'fake_logits'),
+                           replace)
+        _check_loss_output(name, fn)
+        LOSSES[name] = fn
+        return fn
+
+    return decorator
+
 
 #: The step's objective: (D's outputs on reals, on fakes, labels of reals, labels of fakes,
 #: hyperparameters) -> (d_loss, g_loss, aux). D's outputs are the dicts of

@@ -1,12 +1,14 @@
 """Optimizers for G and D, chosen by name, each with its own learning rate (TTUR).
 
-The numeric hyperparameters (learning rate, betas, eps, weight decay) are data, not constants
+The numeric hyperparameters (learning rate, betas, eps, weight decay, and an optimizer's own such
+as optimistic Adam's `optimism`) are data, not constants
 compiled into the step: every optimizer is wrapped in `optax.inject_hyperparams`, which keeps them
 as arrays in the optimizer state, and the step writes the run's values (`GANState.hparams`) there
 before each update (`with_hparams`). So a population of GANs vmapped over one program can give
 each member its own learning rates and betas.
 """
 
+import inspect
 from typing import Callable
 
 import jax
@@ -18,6 +20,9 @@ from ganjax.errors import ConfigError, lookup
 
 #: The hyperparameters every optimizer factory takes (each uses those it needs).
 OPTIMIZER_HPARAMS = ('learning_rate', 'b1', 'b2', 'eps', 'weight_decay')
+#: Optimizer name -> its further hyperparameters, each a key of `config.optim` (only these
+#: optimizers carry them, so the states of the others keep their structure).
+EXTRA_HPARAMS: dict[str, tuple[str, ...]] = {'optimistic_adam': ('optimism',)}
 
 OptimizerFactory = Callable[..., optax.GradientTransformation]
 
@@ -43,12 +48,26 @@ def _sgd(learning_rate, b1, b2, eps, weight_decay) -> optax.GradientTransformati
     return optax.sgd(learning_rate, momentum=b1)
 
 
-#: Optimizer name -> factory(learning_rate, b1, b2, eps, weight_decay).
+def _optimistic_adam(learning_rate, b1, b2, eps, weight_decay,
+                     optimism) -> optax.GradientTransformation:
+    """Optimistic Adam (Daskalakis et al., "Training GANs with Optimism", ICLR 2018,
+    https://arxiv.org/abs/1711.00141): with r_t Adam's normalised step m^_t / (sqrt(v^_t) + eps),
+    the update is -lr * ((1 + optimism) r_t - optimism r_{t-1}); optimism = 1 is the paper's
+    theta_t = theta_{t-1} - 2 lr r_t + lr r_{t-1}. optax's `optimistic_adam_v2` with alpha = 1 and
+    beta = optimism; its first step uses r_0 = r_1 (a plain Adam step). Without Nesterov momentum,
+    as in the paper."""
+    del weight_decay
+    return optax.optimistic_adam_v2(learning_rate, alpha=1.0, beta=optimism, b1=b1, b2=b2,
+                                    eps=eps, nesterov=False)
+
+
+#: Optimizer name -> factory(learning_rate, b1, b2, eps, weight_decay, *EXTRA_HPARAMS[name]).
 OPTIMIZERS: dict[str, OptimizerFactory] = {
     'adam': _adam,
     'adamw': _adamw,
     'rmsprop': _rmsprop,
     'sgd': _sgd,
+    'optimistic_adam': _optimistic_adam,
 }
 
 #: Schedule name -> (length -> multiplier of the learning rate as a function of the update count),
@@ -72,11 +91,13 @@ def schedule_steps(config: ConfigDict) -> int:
 
 
 def optimizer_hparams(config: ConfigDict, which: str) -> dict[str, float]:
-    """The numeric hyperparameters of G's (`which='g'`) or D's (`'d'`) optimizer in `config`."""
+    """The numeric hyperparameters of G's (`which='g'`) or D's (`'d'`) optimizer in `config`:
+    `OPTIMIZER_HPARAMS`, and `EXTRA_HPARAMS` of the optimizer `optim.name` names."""
     cfg = config.optim
+    extra = {k: float(cfg[k]) for k in EXTRA_HPARAMS.get(cfg.name, ())}
     return {'learning_rate': float(cfg[f'{which}_lr']), 'b1': float(cfg.b1),
             'b2': float(cfg.b2), 'eps': float(cfg.eps),
-            'weight_decay': float(cfg.weight_decay)}
+            'weight_decay': float(cfg.weight_decay), **extra}
 
 
 def make_optimizer(config: ConfigDict, which: str) -> optax.GradientTransformation:
@@ -94,7 +115,8 @@ def make_optimizer(config: ConfigDict, which: str) -> optax.GradientTransformati
 
     Returns:
       An `optax.inject_hyperparams` transformation: its state holds the hyperparameters named in
-      `OPTIMIZER_HPARAMS` as float32 arrays (see `with_hparams`).
+      `OPTIMIZER_HPARAMS` (and the optimizer's `EXTRA_HPARAMS`) as float32 arrays (see
+      `with_hparams`).
 
     Raises:
       ConfigError: for an unknown optimizer or schedule name.
@@ -109,13 +131,19 @@ def make_optimizer(config: ConfigDict, which: str) -> optax.GradientTransformati
     if shape is not None:
         shape = shape(max(schedule_steps(config) * updates_per_step, 1))
 
-    def build(learning_rate, b1, b2, eps, weight_decay):
-        parts = [factory(learning_rate, b1, b2, eps, weight_decay)]
+    def build(learning_rate, b1, b2, eps, weight_decay, **extra):
+        parts = [factory(learning_rate, b1, b2, eps, weight_decay, **extra)]
         if clip > 0:
             parts.insert(0, optax.clip_by_global_norm(clip))
         if shape is not None:
             parts.append(optax.scale_by_schedule(shape))
         return parts[0] if len(parts) == 1 else optax.chain(*parts)
+
+    # inject_hyperparams reads the names of the hyperparameters from build's signature: name the
+    # optimizer's own ones there too (they arrive in `extra`).
+    names = OPTIMIZER_HPARAMS + EXTRA_HPARAMS.get(cfg.name, ())
+    build.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
 
     return optax.inject_hyperparams(build)(**optimizer_hparams(config, which))
 
@@ -131,7 +159,8 @@ def with_hparams(opt_state, hparams: dict[str, jax.Array]):
 
     Args:
       opt_state: the state of a transformation from `make_optimizer`.
-      hparams: name (a key of `OPTIMIZER_HPARAMS`) -> scalar, possibly traced.
+      hparams: name (a key of `OPTIMIZER_HPARAMS` or the optimizer's `EXTRA_HPARAMS`) ->
+        scalar, possibly traced.
 
     Returns:
       The state with those values, float32.

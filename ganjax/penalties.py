@@ -8,7 +8,7 @@ Every penalty has the same signature::
 penalty can be differentiated with respect to them (a gradient of a gradient). `real` and `fake`
 are batches of the same shape; `rng` is a PRNG key for the random interpolation points. The value
 is unweighted; `penalty_term` applies `penalty.weight` and the lazy interval. A penalty is chosen by
-name from `PENALTIES`.
+name from `PENALTIES`; a user's own penalty enters the table with `register_penalty`.
 
 The input gradient of sum_i D(x_i) equals the per-example input gradient only when D treats the
 examples independently: a discriminator with batch normalization mixes them, which is why WGAN-GP
@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ganjax.errors import lookup
+from ganjax.errors import ConfigError, check_registration, lookup
 
 DFn = Callable[[jax.Array], jax.Array]
 PenaltyFn = Callable[[DFn, jax.Array, jax.Array, jax.Array], jax.Array]
@@ -196,6 +196,72 @@ PENALTIES: dict[str, PenaltyFn] = {
     'r2': r2,
     'dragan': dragan,
 }
+
+
+def _check_penalty_output(name: str, fn: PenaltyFn) -> None:
+    # Traced on abstract values (jax.eval_shape), with a small nonlinear critic of weights w:
+    # the step differentiates the penalty with respect to D's parameters, so that must trace too.
+    x = jax.ShapeDtypeStruct((4, 3), jnp.float32)
+    w = jax.ShapeDtypeStruct((3,), jnp.float32)
+    key = jax.eval_shape(lambda: jax.random.PRNGKey(0))
+    where = f'register_penalty({name!r}): {getattr(fn, "__qualname__", fn)}'
+
+    def probe(w, real, fake, rng):
+        return fn(lambda v: jnp.tanh(v.reshape(v.shape[0], -1) @ w), real, fake, rng)
+
+    try:
+        out = jax.eval_shape(probe, w, x, x, key)
+    except Exception as e:  # user code: say which penalty failed and how
+        raise ConfigError(f'{where} fails on a critic of [4, 3] float32 batches: '
+                          f'{type(e).__name__}: {e}') from e
+    if getattr(out, 'shape', None) != () or getattr(out, 'dtype', None) != jnp.float32:
+        shown = jax.tree.map(lambda a: f'{a.dtype}{list(a.shape)}', out)
+        raise ConfigError(f'{where} must return a float32 scalar (the unweighted penalty); it '
+                          f'returned {shown}')
+    try:
+        jax.eval_shape(jax.grad(probe), w, x, x, key)
+    except Exception as e:
+        raise ConfigError(f"{where}: it cannot be differentiated with respect to the critic's "
+                          f'parameters: {type(e).__name__}: {e}') from e
+
+
+def register_penalty(name: str, *, replace: bool = False) -> Callable[[PenaltyFn], PenaltyFn]:
+    """Decorator that adds a penalty to `PENALTIES`, so that configs (`penalty.name`) can name it.
+
+    The function is checked once, here: it must take (d_fn, real, fake, rng) and return the
+    unweighted penalty as a float32 scalar that can be differentiated with respect to the
+    parameters `d_fn` closes over (see the module's docstring). Put the module that registers it
+    in `config.imports`, so that a run that uses it can be resumed from its workdir alone.
+
+    Example::
+
+        @ganjax.register_penalty('my_penalty')
+        def my_penalty(d_fn, real, fake, rng):
+            ...
+
+    Args:
+      name: the penalty's name in `PENALTIES`.
+      replace: allow replacing an existing entry (built-in or registered).
+
+    Returns:
+      A decorator that registers its function and returns it unchanged.
+
+    Raises:
+      ConfigError: (from the decorator) for a taken name without `replace`, something not
+        callable, a wrong signature, or an output that breaks the contract.
+    """
+    if callable(name):  # @register_penalty without a name
+        raise ConfigError('register_penalty takes the name first, as '
+                          "@register_penalty('my_penalty')")
+
+    def decorator(fn: PenaltyFn) -> PenaltyFn:
+        check_registration(PENALTIES, name, fn, 'register_penalty',
+                           ('d_fn', 'real', 'fake', 'rng'), replace)
+        _check_penalty_output(name, fn)
+        PENALTIES[name] = fn
+        return fn
+
+    return decorator
 
 
 def get_penalty(name: str) -> PenaltyFn:

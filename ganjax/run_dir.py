@@ -52,6 +52,9 @@ RESUMABLE_CHANGES = frozenset({
     # the best-checkpoint record: values of different metrics are not comparable.)
     'eval.every', 'eval.num_samples', 'eval.batch_size', 'eval.features', 'eval.features_dir',
     'eval.inception_weights', 'eval.best_metric',
+    # Where the run's own losses and penalties are defined (a moved module): the run records
+    # the names they register, which must stay the same.
+    'imports',
 })
 
 #: Environment variable of the crash tests: 'POINT:STEP' (or 'POINT:STEP:TERM') makes the process
@@ -445,9 +448,13 @@ def load_run(workdir: str, step: int | None = None, best: bool = False,
       (config, gan, state).
 
     Raises:
-      ConfigError: if the workdir holds no run, no checkpoint, or not the step asked for.
+      ConfigError: if the workdir holds no run, no checkpoint, or not the step asked for, or a
+        module the run imports (`imports`) cannot be imported.
     """
     config = load_workdir_config(workdir)
+    # The run's own losses and penalties (`imports`) before build_gan looks them up. (Training
+    # imports them in config.validate.)
+    config_lib.import_modules(config)
     info_path = os.path.join(workdir, 'run_info.json')
     with open(info_path, encoding='utf-8') as f:
         info = json.load(f)

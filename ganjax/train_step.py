@@ -17,7 +17,7 @@ from jax import lax
 from ml_collections import ConfigDict
 
 from ganjax import augment as augment_lib
-from ganjax import losses, models, optim, penalties
+from ganjax import dynamics, losses, models, optim, penalties
 from ganjax.data.scaling import Scaling
 from ganjax.errors import ConfigError, lookup
 from ganjax.models.layers import CLASS_HEADS
@@ -167,10 +167,10 @@ def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]
     """The numeric hyperparameters of a run, as the pytree `GANState.hparams` holds them.
 
     Everything a sweep may vary without changing the program's shape: the learning rates, the
-    optimizer's betas, eps and weight decay, the penalty weight, the weight-clipping bound, the
-    EMA decay, the class-loss weight, the index of the loss in `gan.loss_names`, and with
-    augmentation its probability (`augment_p`, adjusted by the step under ADA, which also keeps
-    `ada_rt_sum` here).
+    optimizer's betas, eps and weight decay (and its `optim.EXTRA_HPARAMS`, e.g. `optimism`), the
+    penalty weight, the weight-clipping bound, the EMA decay, the class-loss weight, the index of
+    the loss in `gan.loss_names`, and with augmentation its probability (`augment_p`, adjusted by
+    the step under ADA, which also keeps `ada_rt_sum` here).
 
     Args:
       config: the run (or population member) config.
@@ -185,7 +185,9 @@ def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]
               'penalty_weight': float(config.penalty.weight),
               'weight_clip': float(config.loss.weight_clip),
               'ema_decay': float(config.ema.decay),
-              'class_weight': float(config.loss.class_weight)}
+              'class_weight': float(config.loss.class_weight),
+              # The optimizer's own hyperparameters (optimistic Adam's optimism), G's and D's alike.
+              **{k: v for k, v in g.items() if k not in optim.OPTIMIZER_HPARAMS}}
     hparams = {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
     hparams['loss_index'] = jnp.asarray(gan.loss_names.index(config.loss.name), jnp.int32)
     hparams.update(augment_lib.initial_hparams(config, gan.augment))
@@ -193,8 +195,11 @@ def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]
 
 
 def _optimizer_hparams(hparams: dict[str, jax.Array], which: str) -> dict[str, jax.Array]:
+    # An optimizer's own hyperparameters (optim.EXTRA_HPARAMS) are in the state only when the
+    # run's optimizer has them.
+    extra = {k: hparams[k] for ks in optim.EXTRA_HPARAMS.values() for k in ks if k in hparams}
     return {'learning_rate': hparams[f'{which}_lr'], 'b1': hparams['b1'], 'b2': hparams['b2'],
-            'eps': hparams['eps'], 'weight_decay': hparams['weight_decay']}
+            'eps': hparams['eps'], 'weight_decay': hparams['weight_decay'], **extra}
 
 
 def _split_variables(variables) -> tuple[Any, dict]:
@@ -312,6 +317,10 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
 
     One call makes `train.n_critic` discriminator updates (a `lax.scan`, each on its own real
     batch), then one generator update, then the EMA update of G's parameters: one XLA program.
+    `train.updates` (`ganjax.dynamics`) says what G's gradient is taken against: the updated D
+    ('alternating'), the D the step started from ('simultaneous'), or, for 'extragradient' (with
+    n_critic = 1), both players' gradients are taken at a point extrapolated from the current one
+    (`dynamics.extragradient_step`) and reported metrics are those at the current point.
     Every numeric hyperparameter is read from `state.hparams`, so the same step can be vmapped
     over a population of GANs whose members differ in them (learning rates, betas, penalty weight,
     EMA decay, loss variant).
@@ -325,7 +334,7 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
 
     Args:
       config: the full run config (only what fixes the program's shape is read: n_critic, the
-        penalty interval).
+        penalty interval, the game dynamics `train.updates`).
       gan: from `build_gan`.
       axis_name: the pmap axis the batch is split over, or None.
       constrain: applied to every batch-major array the step creates itself (the latent codes
@@ -352,6 +361,8 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
     pen_interval = int(config.penalty.interval)
     if pen_interval < 1:
         raise ConfigError(f'penalty.interval must be >= 1, got {pen_interval}')
+    updates = config.train.updates
+    dynamics.check_updates(updates, n_critic)
     G, D = gan.generator, gan.discriminator
     if axis_name is not None:
         # BatchNorm averages its statistics over the device axis: a field of the modules, so no
@@ -433,14 +444,13 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         key = jax.random.fold_in(state.rng, state.step)
         k_d, k_g = jax.random.split(key)
 
-        def d_update(carry, inputs):
-            d_params, d_state, d_opt_state = carry
-            x_real, y_real, i = inputs
+        def d_grad(d_params, d_state, g_params, x_real, y_real, i):
+            # D's gradient for its i-th update of this step, against G's `g_params`.
             k_z, k_pen = jax.random.split(jax.random.fold_in(k_d, i))
             k_real, k_fake, k_pen_d = jax.random.split(jax.random.fold_in(k_z, _AUGMENT_SALT), 3)
             z, y_fake = latent(k_z, b)
             # G runs in training mode as in the G update, but its statistics are only kept there.
-            fake, _ = generate(state.g_params, state.g_state, z, y_fake)
+            fake, _ = generate(g_params, state.g_state, z, y_fake)
             fake = lax.stop_gradient(fake)
 
             def d_loss_fn(params):
@@ -472,30 +482,37 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
 
             (_, (d_state, metrics)), grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_params)
             grads = mean(grads)
-            updates, d_opt_state = gan.d_tx.update(grads, d_opt_state, d_params)
-            d_params = optax.apply_updates(d_params, updates)
-            if gan.weight_clip:
-                clip = hp['weight_clip']
-                d_params = jax.tree.map(lambda p: jnp.clip(p, -clip, clip).astype(p.dtype),
-                                        d_params)
             metrics['d_grad_norm'] = _global_norm(grads)
-            return (d_params, d_state, d_opt_state), metrics
+            return grads, d_state, metrics
 
-        d_opt_state = optim.with_hparams(state.d_opt_state, _optimizer_hparams(hp, 'd'))
-        (d_params, d_state, d_opt_state), d_metrics = lax.scan(
-            d_update, (state.d_params, state.d_state, d_opt_state),
-            (x_all, y_all, jnp.arange(n_critic, dtype=jnp.int32)),
-            unroll=n_critic if unroll_critic else 1)
-        metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), d_metrics)
+        def clip_d(d_params):
+            if not gan.weight_clip:
+                return d_params
+            clip = hp['weight_clip']
+            return jax.tree.map(lambda p: jnp.clip(p, -clip, clip).astype(p.dtype), d_params)
+
+        def d_update(carry, inputs):
+            d_params, d_state, d_opt_state = carry
+            grads, d_state, metrics = d_grad(d_params, d_state, state.g_params, *inputs)
+            updates, d_opt_state = gan.d_tx.update(grads, d_opt_state, d_params)
+            d_params = clip_d(optax.apply_updates(d_params, updates))
+            return (d_params, d_state, d_opt_state), metrics
 
         z, y_fake = latent(k_g, b)
         k_real, k_fake = jax.random.split(jax.random.fold_in(k_g, _AUGMENT_SALT))
         x_real = x_all[-1]
         y_real = y_all[-1] if labelled else None
 
-        def g_loss_fn(params):
+        def g_grad(g_params, d_params, d_state):
+            # G's loss, its updated collections and extra metrics, and its gradient, against D's
+            # `d_params` and `d_state`.
+            (g_loss, (g_state, g_extra)), g_grads = jax.value_and_grad(
+                g_loss_fn, has_aux=True)(g_params, d_params, d_state)
+            return g_loss, g_state, g_extra, mean(g_grads)
+
+        def g_loss_fn(params, d_params, d_state):
             fake, g_cols = generate(params, state.g_state, z, y_fake)
-            # D's statistics from the G update are discarded: D was updated above.
+            # D's statistics from the G update are discarded: only D's own passes keep theirs.
             fake_out, _ = discriminate(d_params, d_state, fake, y_fake, k_fake, hp)
             # Only the relativistic losses and feature matching read reals in G's loss; for the
             # others XLA removes this forward pass as dead code.
@@ -506,12 +523,40 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
                 tuple(k for k in ('g_feature_matching',) if k in aux)
             return g_loss, (g_cols, {k: aux[k] for k in keys})
 
-        (g_loss, (g_state, g_extra)), g_grads = jax.value_and_grad(
-            g_loss_fn, has_aux=True)(state.g_params)
-        g_grads = mean(g_grads)
+        d_opt_state = optim.with_hparams(state.d_opt_state, _optimizer_hparams(hp, 'd'))
         g_opt_state = optim.with_hparams(state.g_opt_state, _optimizer_hparams(hp, 'g'))
-        g_updates, g_opt_state = gan.g_tx.update(g_grads, g_opt_state, state.g_params)
-        g_params = optax.apply_updates(state.g_params, g_updates)
+        if updates == 'extragradient':  # n_critic == 1 (dynamics.check_updates)
+            x0, y0 = x_all[0], None if y_all is None else y_all[0]
+
+            def game_grads(params):
+                g_at, d_at = params
+                d_grads, d_state, d_metrics = d_grad(d_at, state.d_state, g_at, x0, y0,
+                                                     jnp.zeros((), jnp.int32))
+                g_loss, g_state, g_extra, g_grads = g_grad(g_at, d_at, state.d_state)
+                return (g_grads, d_grads), dict(d_state=d_state, metrics=d_metrics, g_loss=g_loss,
+                                                g_state=g_state, g_extra=g_extra, g_grads=g_grads)
+
+            # Metrics are those at the step's starting point; collections (BatchNorm
+            # statistics, spectral-norm vectors) are those of the pass at the extrapolated point,
+            # whose gradients make the update.
+            (g_params, d_params), (g_opt_state, d_opt_state), here, there = \
+                dynamics.extragradient_step(
+                    game_grads, (state.g_params, state.d_params), (g_opt_state, d_opt_state),
+                    (gan.g_tx, gan.d_tx), project=lambda p: (p[0], clip_d(p[1])))
+            metrics, g_loss, g_extra = here['metrics'], here['g_loss'], here['g_extra']
+            g_grads, d_state, g_state = here['g_grads'], there['d_state'], there['g_state']
+        else:
+            (d_params, d_state, d_opt_state), d_metrics = lax.scan(
+                d_update, (state.d_params, state.d_state, d_opt_state),
+                (x_all, y_all, jnp.arange(n_critic, dtype=jnp.int32)),
+                unroll=n_critic if unroll_critic else 1)
+            metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), d_metrics)
+            # Simultaneous: G's gradient against D as it was before this step's D updates.
+            g_against = (state.d_params, state.d_state) if updates == 'simultaneous' else \
+                (d_params, d_state)
+            g_loss, g_state, g_extra, g_grads = g_grad(state.g_params, *g_against)
+            g_updates, g_opt_state = gan.g_tx.update(g_grads, g_opt_state, state.g_params)
+            g_params = optax.apply_updates(state.g_params, g_updates)
 
         step_f = state.step.astype(jnp.float32)
         decay = hp['ema_decay']
