@@ -46,8 +46,8 @@ from ganjax.errors import ConfigError, closest_hint
 #: that differ only here share a program. `loss.name` is among them because the population's step
 #: chooses the loss per member from `hparams['loss_index']`.
 HPARAM_KEYS = ('seed', 'loss.name', 'optim.g_lr', 'optim.d_lr', 'optim.b1', 'optim.b2',
-               'optim.eps', 'optim.weight_decay', 'penalty.weight', 'ema.decay',
-               'loss.class_weight', 'augment.p')
+               'optim.eps', 'optim.weight_decay', 'optim.optimism', 'penalty.weight',
+               'ema.decay', 'loss.class_weight', 'augment.p')
 
 #: Sections and keys a sweep may vary: what is trained. The data, the schedule of logs, samples,
 #: checkpoints and evaluations, and the device layout are the sweep's, shared by every member.

@@ -248,7 +248,8 @@ def test_hyperparameter_keys_leave_the_program_unchanged():
     a = tiny_config('mlp')
     b = tiny_config('mlp', seed=5, loss__name='hinge', optim__g_lr=1e-3, optim__d_lr=3e-3,
                     optim__b1=0.1, optim__b2=0.9, optim__eps=1e-6, optim__weight_decay=0.01,
-                    penalty__weight=2.0, ema__decay=0.9, loss__class_weight=0.5, augment__p=0.5)
+                    penalty__weight=2.0, ema__decay=0.9, loss__class_weight=0.5, augment__p=0.5,
+                    optim__optimism=0.5)
     changed = {k for k, _ in config_lib.diff(a, b).items()}
     assert changed == set(sweep_lib.HPARAM_KEYS)
     assert sweep_lib.program_key(a) == sweep_lib.program_key(b)
