@@ -18,7 +18,8 @@ from ml_collections import ConfigDict
 
 from ganjax import (checkpoint, compose, config as config_lib, data, evaluate, images, parallel,
                     run_dir, summaries)
-from ganjax.errors import NonFiniteError
+from ganjax import sweep as sweep_lib
+from ganjax.errors import ConfigError, NonFiniteError
 from ganjax.state import GANState
 from ganjax.train_step import build_gan, create_state, make_generate_fn, sample_latent
 
@@ -506,12 +507,17 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> GANState:
       The final GANState.
 
     Raises:
-      ConfigError: for a bad config, or a workdir holding a run with another config.
+      ConfigError: for a bad config (or one with a sweep section), or a workdir holding a run
+        with another config.
       DataError: for a missing, empty or corrupt dataset.
       NonFiniteError: when a loss or gradient becomes NaN or infinite (the last good checkpoint
         is kept and nothing later is written).
     """
     config_lib.validate(config)
+    if sweep_lib.is_sweep(config):
+        raise ConfigError('this config has a sweep section (sweep.seeds, variants, grid, points or '
+                          'random): train its population with `ganjax sweep`, or one member '
+                          'alone with the member\'s own config (DIR/members/NNN/config.json)')
     config = run_dir.fix_schedule_steps(config, workdir)
     # Before anything touches a device: a multi-host run joins its peers here.
     parallel.initialize_distributed(config)

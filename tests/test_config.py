@@ -24,7 +24,9 @@ def test_every_config_loads_validates_and_documents_its_command(path):
     config_lib.validate(config)
     with open(path, encoding='utf-8') as f:
         head = f.read(2000)
-    assert 'ganjax train --config configs/' in head, 'docstring must give the command'
+    command = 'ganjax sweep' if config.sweep.variants or len(config.sweep.seeds) > 1 else \
+        'ganjax train'
+    assert f'{command} --config configs/' in head, 'docstring must give the command'
     assert 'Expected result' in head, 'docstring must give the expected result'
 
 

@@ -263,3 +263,9 @@ def test_hyperparameter_keys_leave_the_program_unchanged():
     assert programs[0] == programs[1]
     assert sweep_lib.program_key(tiny_config('mlp', train__n_critic=2)) != \
         sweep_lib.program_key(a)
+
+
+def test_train_refuses_a_sweep_config(tmp_path, capsys):
+    assert main(['train', '--workdir', str(tmp_path / 'run')] + _ARGS) == 2
+    assert 'train its population with `ganjax sweep`' in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / 'run')
