@@ -270,11 +270,12 @@ def test_population_members_keep_their_own_p():
     shape = (8, 8, 1)
     configs = [tiny_config('dcgan', **{**ADA, 'augment__p': p}) for p in (0.2, 0.7)]
     gan = build_gan(configs[0], shape, scaling=data.Scaling.image(8))
-    par = parallel.Parallel(configs[0])
+    par = parallel.Parallel(configs[0], population=True)
     states = compose.init_population(gan, par, configs)
-    batch = random_batch(configs[0], shape)
+    # Each member its own batch: [members, n_critic, batch, ...].
+    x = np.stack([random_batch(configs[0], shape, seed=i)['x'] for i in range(2)])
     states, metrics = compose.compile_step(configs[0], gan, par, population=True)(
-        states, par.put_batch({'x': batch['x']}, batch_axis=1))
+        states, par.put_batch({'x': x}, batch_axis=2, member_axis=0))
     p = np.asarray(jax.device_get(states.hparams['augment_p']))
     rt = np.asarray(par.host_metrics(metrics)['ada_rt'])
     np.testing.assert_allclose(p, np.array([0.2, 0.7]) + np.sign(rt - 0.6) * 16 / 100.0,
