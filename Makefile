@@ -44,7 +44,7 @@ demo: install $(FEATURES)/classifier.msgpack
 	$(VENV)/bin/ganjax eval --workdir $(WORKDIR) --num 500
 
 test: install
-	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q --durations=25 $(PYTEST_ARGS) tests
 
 bench: install
 	$(PY) benchmarks/throughput.py --config configs/dcgan_mnist.py --batch 64
