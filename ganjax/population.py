@@ -16,7 +16,7 @@ A sweep's folder:
                                record: step, diverged_at), metrics.jsonl, eval/history.jsonl,
                                samples/, best/ (its best checkpoint, an ordinary one), tensorboard/
 
-A member whose update goes non-finite is frozen at its last finite state (`compose.freeze_diverged`)
+A member whose update goes non-finite is frozen at its last finite state (`compose.population_step`)
 and marked in member.json; the others train on. `ganjax sample/eval --workdir DIR/members/NNN` (or
 `--member N`) read a member's state from its program's checkpoint; `export_member` writes it out
 as an ordinary run that `ganjax train` resumes. A kill at any moment leaves every program's

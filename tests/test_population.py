@@ -124,7 +124,7 @@ def test_a_diverging_member_is_frozen_and_the_others_train_on():
                tiny_config('mlp', seed=1, optim__g_lr=1e30, optim__d_lr=1e30)]
     gan = build_gan(configs[0], VECTOR)
     par = parallel.Parallel(configs[0], population=True)
-    fn = jax.jit(jax.vmap(compose.freeze_diverged(make_train_step(configs[0], gan))))
+    fn = jax.jit(compose.population_step(make_train_step(configs[0], gan)))
     pop = state_lib.stack([compose.population_member_state(c, gan) for c in configs])
     solo_step = jax.jit(make_train_step(configs[0], gan))
     solo = create_state(configs[0], gan)
