@@ -37,17 +37,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The six variants, as configs/loss_study_ring8.py (`ganjax sweep` of the ring study) names them.
 VARIANTS = LOSS_VARIANTS
 
-#: dataset -> (config file, default steps, learning rates (G and D alike), report metric).
+#: dataset -> (config file, default steps, learning rates (G and D alike), report metric,
+#: sweep.members_per_pass: the DCGAN's members one at a time, as its vmapped convolutions are
+#: grouped convolutions that XLA:CPU runs slowly; benchmarks/population.py measures both).
 DATASETS = {
-    'ring8': ('configs/mlp_ring8.py', 1500, (1e-4, 1e-3), 'modes_covered'),
-    'grid25': ('configs/mlp_grid25.py', 1500, (1e-4, 1e-3), 'modes_covered'),
-    'mnist': ('configs/dcgan_mnist.py', 300, (2e-4,), 'fid'),
+    'ring8': ('configs/mlp_ring8.py', 1500, (1e-4, 1e-3), 'modes_covered', 0),
+    'grid25': ('configs/mlp_grid25.py', 1500, (1e-4, 1e-3), 'modes_covered', 0),
+    'mnist': ('configs/dcgan_mnist.py', 300, (2e-4,), 'fid', 1),
 }
 
 
 def study_config(dataset: str, steps: int, seeds: int, lrs, evals: int):
     """The sweep config of one dataset's study."""
-    path, _, _, metric = DATASETS[dataset]
+    path, _, _, metric, members_per_pass = DATASETS[dataset]
     config = config_lib.load_config_file(os.path.join(ROOT, path))
     config.train.num_steps = steps
     k = config.train.steps_per_call
@@ -58,6 +60,7 @@ def study_config(dataset: str, steps: int, seeds: int, lrs, evals: int):
     config.train.progress = False
     config.eval.every = every
     config.eval.best_metric = metric
+    config.sweep.members_per_pass = members_per_pass
     config.sweep.seeds = tuple(range(seeds))
     config.sweep.variants = VARIANTS
     config.sweep.points = tuple(f'optim.g_lr={lr} optim.d_lr={lr}' for lr in lrs)
@@ -80,7 +83,7 @@ def main(argv=None) -> int:
     for dataset in [d for d in args.datasets.split(',') if d]:
         if dataset not in DATASETS:
             p.error(f'--datasets: {dataset!r} is not one of {sorted(DATASETS)}')
-        _, steps, lrs, metric = DATASETS[dataset]
+        _, steps, lrs, metric, _ = DATASETS[dataset]
         steps = args.steps or steps
         lrs = tuple(float(v) for v in args.lrs.split(',')) if args.lrs else lrs
         config = study_config(dataset, steps, args.seeds, lrs, args.evals)

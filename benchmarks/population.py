@@ -73,10 +73,12 @@ def _steady_rate(workdirs) -> float:
     return total
 
 
-def run_population(model: str, k: int, steps: int, cache: bool, tmp: str) -> dict:
+def run_population(model: str, k: int, steps: int, cache: bool, tmp: str,
+                   members_per_pass: int = 0) -> dict:
     from ganjax import population
     config = _config(model, steps, cache)
     config.sweep.seeds = tuple(range(k))
+    config.sweep.members_per_pass = members_per_pass
     workdir = os.path.join(tmp, f'pop_{model}_{k}')
     t0 = time.perf_counter()
     population.train_sweep(config, workdir)
@@ -162,6 +164,8 @@ def main(argv=None) -> int:
     p.add_argument('--steps', type=int, default=0, help='steps per member (default: per model)')
     p.add_argument('--no-cache', dest='cache', action='store_false',
                    help='compile every run (no persistent compilation cache)')
+    p.add_argument('--members_per_pass', type=int, default=0,
+                   help="the population's sweep.members_per_pass (0: vmap all members)")
     p.add_argument('--sharing_size', type=int, default=16,
                    help='members of the loss-sharing comparison (0 = skip it)')
     p.add_argument('--out', default='')
@@ -180,7 +184,7 @@ def main(argv=None) -> int:
             per_step = config.data.batch_size * config.train.n_critic
             for k in sizes:
                 seq = run_sequential(model, k, steps, args.cache, tmp)
-                pop = run_population(model, k, steps, args.cache, tmp)
+                pop = run_population(model, k, steps, args.cache, tmp, args.members_per_pass)
                 examples = k * steps * per_step
                 row = {'model': model, 'members': k, 'steps': steps,
                        'batch': config.data.batch_size, 'population': pop, 'sequential': seq,
@@ -204,6 +208,7 @@ def main(argv=None) -> int:
                       f"{len(LOSSES)} programs {s['separate_programs']['first_call_seconds']:.1f}"
                       f" s + {s['separate_programs']['steady_seconds']:.2f} s", flush=True)
     record = {'benchmark': 'population', 'rows': rows, 'loss_sharing': sharing,
+              'members_per_pass': args.members_per_pass,
               'compilation_cache': args.cache,
               'command': 'python benchmarks/population.py ' + ' '.join(argv or sys.argv[1:]),
               **common.environment()}

@@ -33,7 +33,7 @@ def _gather(data: dict[str, jax.Array], indices: jax.Array) -> dict[str, jax.Arr
 
 def compile_step(config: ConfigDict, gan: GANDef, par: parallel_lib.Parallel, *,
                  steps_per_call: int = 1, on_device: bool = False,
-                 population: bool = False) -> Callable:
+                 population: bool = False, members_per_pass: int = 0) -> Callable:
     """Composes and compiles the training step for a layout.
 
     Args:
@@ -46,6 +46,8 @@ def compile_step(config: ConfigDict, gan: GANDef, par: parallel_lib.Parallel, *,
         vmapped over it; the batch (or indices) has a member axis too, in front of the
         n_critic axis, so each member reads its own data order; a member whose update goes
         non-finite is frozen (`population_step`).
+      members_per_pass: with `population`, how many members each pass vmaps (0 = all; see
+        `population_step`).
 
     Returns:
       `f(state, batch) -> (state, metrics)` or `f(state, data, indices) -> ...`, where batch is
@@ -65,7 +67,8 @@ def compile_step(config: ConfigDict, gan: GANDef, par: parallel_lib.Parallel, *,
     if population:
         # Each member's state, hyperparameters, randomness and data order are its own: it
         # trains as it would alone.
-        step = population_step(step, spmd_axis_name=par.member_axis)
+        step = population_step(step, spmd_axis_name=par.member_axis,
+                               members_per_pass=members_per_pass)
     if steps_per_call > 1:
         step = make_multi_step(step)
 
@@ -101,7 +104,8 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
-def population_step(step: Callable, spmd_axis_name: str | None = None) -> Callable:
+def population_step(step: Callable, spmd_axis_name: str | None = None,
+                    members_per_pass: int = 0) -> Callable:
     """A member's step vmapped over a population, where a non-finite update freezes its member.
 
     A member's update is kept only if the member is not frozen and its metrics and new
@@ -119,6 +123,10 @@ def population_step(step: Callable, spmd_axis_name: str | None = None) -> Callab
       step: a member's `step(state, batch) -> (state, metrics)`; the state's hparams hold
         DIVERGED (int32, 0 = training).
       spmd_axis_name: the mesh axis the members are split over (`jax.vmap`'s), or None.
+      members_per_pass: 0 vmaps all members at once; n > 0 runs them n at a time in a loop
+        (`lax.map`, each pass vmapped over n). For layers whose vmapped form is slow: vmapping a
+        convolution over members with their own kernels makes it a grouped convolution, which
+        XLA:CPU runs far slower than the members' convolutions one by one.
 
     Returns:
       `step(stacked state, batches) -> (stacked state, metrics)` over a leading member axis; the
@@ -131,7 +139,16 @@ def population_step(step: Callable, spmd_axis_name: str | None = None) -> Callab
             (new.g_params, new.d_params, new.g_opt_state, new.d_opt_state, new.ema_params))
         return new, metrics, finite
 
-    vmapped = jax.vmap(member, spmd_axis_name=spmd_axis_name)
+    if members_per_pass:
+        if spmd_axis_name is not None:
+            raise ConfigError('sweep.members_per_pass > 0 needs sweep.member_devices=1 (the '
+                              'members loop on each device)')
+
+        def vmapped(state, batch):
+            return lax.map(lambda args: member(*args), (state, batch),
+                           batch_size=None if members_per_pass == 1 else members_per_pass)
+    else:
+        vmapped = jax.vmap(member, spmd_axis_name=spmd_axis_name)
 
     def guarded(state, batch):
         new, metrics, finite = vmapped(state, batch)

@@ -261,14 +261,14 @@ _POSITIVE = ('model.latent_dim', 'model.g_features', 'model.d_features', 'model.
              'train.num_samples', 'penalty.interval', 'train.steps_per_call', 'parallel.fsdp',
              'data.on_device_max_mb', 'eval.num_samples', 'eval.batch_size', 'optim.eps',
              'data.threads', 'data.crops_per_image', 'augment.ada_interval',
-             'augment.ada_kimg')
+             'augment.ada_kimg', 'sweep.member_devices')
 _NON_NEGATIVE = ('optim.g_lr', 'optim.d_lr', 'optim.optimism', 'loss.weight_clip',
                  'penalty.weight', 'optim.grad_clip_norm', 'optim.weight_decay', 'data.prefetch',
                  'data.image_size', 'data.channels', 'parallel.num_devices',
                  'parallel.num_processes', 'parallel.fsdp_min_size', 'eval.every',
                  'optim.schedule_steps', 'data.workers', 'loss.class_weight',
                  'data.num_labels', 'data.label_seed', 'data.labelled_batch_size', 'data.crop_size',
-                 'data.train_examples')
+                 'data.train_examples', 'sweep.num_random', 'sweep.members_per_pass')
 # [0, 1): decay rates, where 1 would freeze an average and more would make it diverge.
 _UNIT_INTERVAL = {
     'optim.b1': "Adam's beta1, SGD's momentum",

@@ -193,6 +193,10 @@ def get_config() -> ml_collections.ConfigDict:
     # > 1: a mesh axis 'member' of this many devices splits the population (each device trains
     # its share of the members); the rest of the devices split each member's batch.
     config.sweep.member_devices = 1
+    # 0: a program vmaps all its members at once. n > 0: it loops over them n at a time (each
+    # pass vmapped), for models whose vmapped layers are slow: a convolution vmapped over members
+    # is a grouped convolution, which XLA:CPU runs several times slower than one at a time.
+    config.sweep.members_per_pass = 0
 
     # How the step is spread over devices and hosts (ganjax.parallel).
     config.parallel = ml_collections.ConfigDict()

@@ -63,7 +63,8 @@ class _Program:
         self.data_shape = tuple(int(d) for d in source.data_shape)
         self.gan = build_gan(self.first, self.data_shape, source.num_classes,
                              scaling=source.scaling, loss_names=sweep_lib.loss_names(members))
-        self.par = parallel.Parallel(self.first, population=True)
+        # The layout is the sweep's (its data, device and sweep keys are every member's).
+        self.par = parallel.Parallel(config, population=True)
         if len(members) % self.par.member_devices:
             raise ConfigError(f'program {self.index} of the sweep has {len(members)} members, '
                               f'which do not divide over sweep.member_devices='
@@ -172,7 +173,7 @@ class _Program:
         if count not in self._step_fns:
             self._step_fns[count] = compose.compile_step(
                 self.first, self.gan, self.par, steps_per_call=count, on_device=self.on_device,
-                population=True)
+                population=True, members_per_pass=int(self.config.sweep.members_per_pass))
         return self._step_fns[count]
 
     def _alive(self) -> list[int]:

@@ -82,11 +82,12 @@ def test_vmapped_population_members_equal_their_solo_runs():
     assert _rel_err(solo[0].g_params['out']['kernel'], solo[1].g_params['out']['kernel']) > 0.1
 
 
-@pytest.mark.parametrize('member_devices', [1, 2])
-def test_population_through_the_composition_point_on_8_devices(member_devices):
+@pytest.mark.parametrize('member_devices, members_per_pass', [(1, 0), (2, 0), (1, 3)])
+def test_population_through_the_composition_point_on_8_devices(member_devices, members_per_pass):
     """compose.compile_step(population=True) on a sharded mesh (the batch over 8 devices, or the
     members over a 'member' axis of 2 and each member's batch over 4) equals the plain vmapped
-    step, each member reading its own batches."""
+    step, each member reading its own batches; so does looping over the members 3 at a time
+    (members_per_pass, 4 members: a pass of 3 and one of 1)."""
     configs = [tiny_config('mlp', data__batch_size=16, parallel__num_devices=0,
                            sweep__member_devices=member_devices, **m) for m in MEMBERS]
     gan = build_gan(configs[0], VECTOR, loss_names=LOSSES)
@@ -96,7 +97,8 @@ def test_population_through_the_composition_point_on_8_devices(member_devices):
                              for m in range(len(MEMBERS))]) for k in ('x', 'label')}
                for i in range(2)]
     pop = compose.init_population(gan, par, configs)
-    fn = compose.compile_step(configs[0], gan, par, population=True)
+    fn = compose.compile_step(configs[0], gan, par, population=True,
+                              members_per_pass=members_per_pass)
     ref = state_lib.stack([create_state(c, gan) for c in configs])
     ref_step = jax.jit(jax.vmap(make_train_step(configs[0], gan)))
     for batch in batches:
