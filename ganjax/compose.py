@@ -124,9 +124,9 @@ def population_step(step: Callable, spmd_axis_name: str | None = None,
         DIVERGED (int32, 0 = training).
       spmd_axis_name: the mesh axis the members are split over (`jax.vmap`'s), or None.
       members_per_pass: 0 vmaps all members at once; n > 0 runs them n at a time in a loop
-        (`lax.map`, each pass vmapped over n). For layers whose vmapped form is slow: vmapping a
-        convolution over members with their own kernels makes it a grouped convolution, which
-        XLA:CPU runs far slower than the members' convolutions one by one.
+        (`lax.map`, each pass vmapped over n), so that only n members' activations are live at
+        once. On the 2-core CPU the loop was slower, not faster, for the MNIST DCGAN (0.21x
+        the sequential runs' steady rate at K=4 against 0.59x vmapped; benchmarks/README.md).
 
     Returns:
       `step(stacked state, batches) -> (stacked state, metrics)` over a leading member axis; the

@@ -194,8 +194,8 @@ def get_config() -> ml_collections.ConfigDict:
     # its share of the members); the rest of the devices split each member's batch.
     config.sweep.member_devices = 1
     # 0: a program vmaps all its members at once. n > 0: it loops over them n at a time (each
-    # pass vmapped), for models whose vmapped layers are slow: a convolution vmapped over members
-    # is a grouped convolution, which XLA:CPU runs several times slower than one at a time.
+    # pass vmapped; activations of n members at a time, for populations that do not fit in
+    # memory). Slower where measured: benchmarks/README.md, "Populations".
     config.sweep.members_per_pass = 0
 
     # How the step is spread over devices and hosts (ganjax.parallel).
