@@ -76,8 +76,8 @@ def main(argv=None) -> int:
     p.add_argument('--lrs', default='', help='comma-separated learning rates (default: per '
                                              'dataset)')
     p.add_argument('--evals', type=int, default=3, help='evaluations per member')
-    p.add_argument('--workdir', default=os.path.join(ROOT, 'runs', 'loss_study'),
-                   help='where the sweeps train (resumable)')
+    p.add_argument('--workdir', default=os.path.join('runs', 'loss_study'),
+                   help='where the sweeps train (resumable; the reports name it)')
     p.add_argument('--out', default=os.path.join(ROOT, 'benchmarks', 'results', 'loss_study'))
     args = p.parse_args(argv)
     for dataset in [d for d in args.datasets.split(',') if d]:
@@ -91,6 +91,13 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         records = population.train_sweep(config, workdir)
         seconds = time.perf_counter() - t0
+        unfinished = [i for i, r in enumerate(records)
+                      if r is None or (r['step'] < steps and not r.get('diverged_at'))]
+        if unfinished:
+            # SIGTERM or Ctrl-C stops a sweep cleanly: no report of a study half done.
+            print(f'{dataset}: the sweep stopped before every member finished; nothing written '
+                  f'(the same command resumes it)', flush=True)
+            return 1
         out = os.path.join(args.out, dataset)
         shutil.rmtree(out, ignore_errors=True)
         os.makedirs(out)
