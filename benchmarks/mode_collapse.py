@@ -133,6 +133,10 @@ def main(argv=None) -> int:
             sweep_config(args.config, variants, args.seeds, steps, args.num_samples,
                          args.snapshots), workdir)
         seconds = time.perf_counter() - t0
+        if any(r is None or (r['step'] < steps and not r.get('diverged_at')) for r in records):
+            # A signal stops a sweep cleanly; a benchmark must not record a shortened run.
+            raise SystemExit('the sweep stopped before every member finished; no results '
+                             'written')
         for record in records:
             r = member_result(workdir, record, steps, num_modes, seconds)
             print(f"{r['variant']:15s} seed {r['seed']}: {r['modes_covered']}/{num_modes} modes, "
