@@ -119,12 +119,13 @@ class _Program:
         """(step or None, stacked state): the latest readable checkpoint, or a new population."""
         if self.ckpt.latest_step() is not None:
             try:
-                state, _ = self.ckpt.restore(self.par.abstract_state(
+                # The program's step is saved as the checkpoint's data position: frozen members'
+                # own steps lag behind it.
+                state, step = self.ckpt.restore(self.par.abstract_state(
                     jax.eval_shape(self._make), leading=1), warn=log)
             except FileNotFoundError:
                 pass
             else:
-                step = int(np.max(jax.device_get(state.step)))
                 extra = self.ckpt.read_extra(step)
                 self.windows = [list(w) for w in extra.get('log_windows', self.windows)]
                 self.diverged = [int(d) for d in
@@ -353,7 +354,7 @@ class _Program:
     def _save(self, step: int, state) -> None:
         self._check_pending(step)
         host = jax.device_get(state)
-        self.ckpt.save(step, host, 0, extra={'log_windows': self.windows})
+        self.ckpt.save(step, host, step, extra={'log_windows': self.windows})
         run_dir.kill_point('during_checkpoint', step)
         run_dir.kill_point('after_checkpoint', step, before=self.ckpt.wait)
         if self.is_chief:

@@ -269,3 +269,17 @@ def test_train_refuses_a_sweep_config(tmp_path, capsys):
     assert main(['train', '--workdir', str(tmp_path / 'run')] + _ARGS) == 2
     assert 'train its population with `ganjax sweep`' in capsys.readouterr().err
     assert not os.path.exists(tmp_path / 'run')
+
+
+def test_a_sweep_whose_members_all_diverge_stops_and_resumes(tmp_path, capsys):
+    workdir = str(tmp_path / 'run')
+    boom = "--config.sweep.variants=('boom: optim.g_lr=1e30 optim.d_lr=1e30',)"
+    assert _sweep(workdir, boom) == 0
+    assert 'every member diverged' in capsys.readouterr().out
+    # Its checkpoint is at the program's step (2: step 1's metrics are read while step 2 runs),
+    # ahead of the frozen members' own steps (0); resuming finds it, with nothing to train.
+    assert run_dir.checkpoint_steps(workdir) == [2]
+    assert main(['sweep', '--workdir', workdir]) == 0
+    for i in range(2):
+        record = run_dir.read_member_record(os.path.join(workdir, 'members', f'{i:03d}'))
+        assert record['diverged_at'] == 1 and record['step'] == 0
