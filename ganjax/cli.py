@@ -275,16 +275,9 @@ def _member_workdir(args) -> None:
 
 
 def _sweep(args, extra) -> None:
-    from ganjax import config as config_lib
+    config = _command_config(args, extra)
+    from ganjax import population
 
-    overrides = config_lib.parse_override_args(extra)
-    _check_workdir(args.workdir, write=True, exist=False)
-    config = config_lib.load_config_file(args.config) if args.config else None
-    from ganjax import population, run_dir
-
-    if config is None:
-        config = run_dir.load_workdir_config(args.workdir)
-    config_lib.apply_overrides(config, overrides)
     population.train_sweep(config, args.workdir)
 
 
@@ -299,7 +292,9 @@ def _export(args, extra) -> None:
           f'`ganjax train --workdir {out}`')
 
 
-def _train(args, extra) -> None:
+def _command_config(args, extra):
+    """The config of `train` and `sweep`: --config's file, or the workdir's saved config to
+    resume, with the --config.KEY=VALUE overrides applied."""
     from ganjax import config as config_lib
 
     overrides = config_lib.parse_override_args(extra)
@@ -307,11 +302,17 @@ def _train(args, extra) -> None:
     config = config_lib.load_config_file(args.config) if args.config else None
     # Imported after the config file is read: importing jax takes seconds, a bad file's error not.
     from ganjax import run_dir
-    from ganjax import train as train_lib
 
     if config is None:
         config = run_dir.load_workdir_config(args.workdir)
     config_lib.apply_overrides(config, overrides)
+    return config
+
+
+def _train(args, extra) -> None:
+    config = _command_config(args, extra)
+    from ganjax import train as train_lib
+
     train_lib.train_and_evaluate(config, args.workdir)
 
 
