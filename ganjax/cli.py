@@ -321,13 +321,14 @@ _NO_CLASSES = ('the run in {workdir} is unconditional (model.conditional=False):
 
 
 def _out_kind(out: str) -> str:
-    """What `ganjax sample --out` writes: 'picture', 'npy', 'npz' or 'folder'.
+    """What `ganjax sample --out` writes: 'picture', 'npy', 'npz', 'folder', or a data format
+    registered in `ganjax.writers.SAMPLE_WRITERS` (its extension, e.g. '.h5ad').
 
     Raises:
       ConfigError: for an unknown extension, a file where a folder is asked for, or a folder
         that is not empty.
     """
-    from ganjax import images
+    from ganjax import images, writers
 
     ext = os.path.splitext(out.rstrip('/' + os.sep))[1].lower()
     if out.endswith(('/', os.sep)) or os.path.isdir(out) or not ext:
@@ -340,11 +341,14 @@ def _out_kind(out: str) -> str:
         return 'folder'
     if ext in ('.npy', '.npz'):
         return ext[1:]
+    if ext in writers.SAMPLE_WRITERS:
+        return ext
     if images.image_format(out) is None:
         raise ConfigError(f'--out {out}: unknown extension {ext!r}; use one of '
                           f'{", ".join(images.IMAGE_EXTENSIONS)} for a picture, .npy or .npz for '
-                          'the samples as arrays, or a name without extension for a folder of '
-                          'image files')
+                          'the samples as arrays, '
+                          f'{", ".join(sorted(writers.SAMPLE_WRITERS))} for the data\'s own file '
+                          'formats, or a name without extension for a folder of image files')
     return 'picture'
 
 
@@ -416,11 +420,18 @@ def _sample(args, extra) -> None:
         # A conditional generator's samples cycle through the classes.
         labels = np.arange(num, dtype=np.int32) % num_classes if num_classes else None
         what = f' (cycling through {num_classes} classes)' if num_classes else ''
-    _, gan, state = run_dir.load_run(args.workdir, args.step, best=args.best,
-                                     log=lambda m: print(f'[ganjax] {m}', flush=True))
+    config, gan, state = run_dir.load_run(args.workdir, args.step, best=args.best,
+                                          log=lambda m: print(f'[ganjax] {m}', flush=True))
     x = _generate(gan, state, num, args.seed, labels)
     scaling = run_dir.load_scaling(args.workdir)
-    _write_samples(kind, args.out, x, labels, names, scaling, ncols=args.per_class)
+    if kind.startswith('.'):
+        from ganjax import writers
+
+        detail = writers.writer_for(kind)(args.out, scaling.to_data(x), labels, names, config,
+                                          args.seed)
+        print(f'[ganjax] {detail}')
+    else:
+        _write_samples(kind, args.out, x, labels, names, scaling, ncols=args.per_class)
     print(f'[ganjax] wrote {num} samples{what} from step {int(state.step)} to {args.out}')
     if kind == 'folder' and labels is not None and (
             list(names) != sorted(names) or len(set(labels.tolist())) < num_classes):

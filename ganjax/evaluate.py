@@ -38,6 +38,7 @@ import numpy as np
 
 from ganjax import data, metrics, run_dir
 from ganjax.errors import ConfigError
+from ganjax.metrics import domains
 from ganjax.metrics import features as features_lib
 # Re-exported: `ganjax.evaluate` is where users look for how metrics are compared.
 from ganjax.metrics.goals import METRIC_GOALS, is_better  # noqa: F401
@@ -184,8 +185,9 @@ class Evaluator:
         self._class_logits = bool(self.num_classes) and self.map.num_classes == self.num_classes
         self._constrain = constrain
         self._num_devices = max(1, int(num_devices))
-        self._mixture = ((held_out.centers, held_out.std) if hasattr(held_out, 'centers')
-                         else None)
+        # Metrics of the data's own kind (mixture modes, per-gene statistics, ...), computed on
+        # samples kept in the data's units.
+        self.domain = domains.domain_metrics(held_out, config)
         # Real data is scaled into the model's range, where the generator's samples are, inside
         # the compiled call (stored values travel; uint8 images are a quarter of float32's bytes).
         self.scaling = held_out.scaling
@@ -205,8 +207,8 @@ class Evaluator:
         names = ['fid', 'kid', 'kid_std', 'precision', 'recall', 'density', 'coverage']
         if self.map.logits is not None:
             names += ['is', 'is_std']
-        if self._mixture is not None:
-            names += ['modes_covered', 'high_quality', 'kl_to_uniform']
+        if self.domain is not None:
+            names += list(self.domain.names(self.num_classes))
         if self._class_logits:
             names += ['cond_acc', 'real_acc']
         if self.num_classes:
@@ -243,7 +245,7 @@ class Evaluator:
                 y = None if y is None else self._constrain(y)
             x = self._generate(params, g_state, z, y)
             stats, f, probs = self._extract(fns, stats, x)
-            return stats, (f, probs, x if self._mixture is not None else None)
+            return stats, (f, probs, x if self.domain is not None else None)
         stats, (f, probs, x) = jax.lax.scan(body, stats, offsets)
         return stats, _flat(f), _flat(probs), _flat(x)
 
@@ -288,15 +290,15 @@ class Evaluator:
             stats, f, p = self._real_call(self._fns, stats,
                                           x.reshape((len(offsets), count) + x.shape[1:]))
             parts.append((_to_host(f), None if p is None else _to_host(p),
-                          x if self._mixture is not None else None))
+                          x if self.domain is not None else None))
         feats, probs, samples = self._collect(parts)
         return _FeatureSet(feats, stats, probs, samples, np.concatenate(labels))
 
     def fake_features(self, params, g_state) -> _FeatureSet:
         """Features of `num` samples of the generator (params, g_state), from fixed noise.
 
-        The samples kept for the mode statistics of 2D mixtures are in the data's units, like
-        the real ones and the mixture's centers. A conditional generator's sample i is of class
+        The samples kept for the domain's metrics (`ganjax.metrics.domains`) are in the data's
+        units, like the real ones. A conditional generator's sample i is of class
         i mod K (`labels`).
         """
         rng = jax.random.fold_in(jax.random.PRNGKey(self.seed), _EVAL_NOISE_SALT)
@@ -334,10 +336,8 @@ class Evaluator:
             # class-sorted data would put one class in each split.
             probs = other.probs[np.random.default_rng(0).permutation(len(other.probs))]
             out.update(metrics.inception_score(probs, splits=min(10, self.num)))
-        if self._mixture is not None:
-            modes = metrics.mode_statistics(other.samples, *self._mixture)
-            out.update({k: float(modes[k]) for k in ('modes_covered', 'high_quality',
-                                                      'kl_to_uniform')})
+        if self.domain is not None:
+            out.update(self.domain(ref.samples, ref.labels, other.samples, other.labels))
         if self.num_classes:
             out.update(self._conditional_metrics(other))
         return out

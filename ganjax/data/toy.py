@@ -74,7 +74,10 @@ class MixtureSource:
         num_classes: K; an example's label is the index of the mode it was drawn from.
         description: one line for logs.
         scaling: identity: the points are already in the model's units.
+        domain: 'mixture': evaluations add the mode statistics (`ganjax.metrics.domains`).
     """
+
+    domain = 'mixture'
 
     def __init__(self, name: str, centers: np.ndarray, std: float, seed: int, split: str,
                  size: int = VIRTUAL_SIZE):
