@@ -32,6 +32,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.g_features = 64  # base width of G (DCGAN ngf, ResNet channels, MLP hidden units)
     config.model.d_features = 64  # base width of D
     config.model.mlp_layers = 3  # hidden layers of the MLP pair
+    # MLP widths per hidden layer (() = mlp_layers x g_features / d_features), e.g. scGAN's
+    # (256, 512, 1024) for G and (1024, 512, 256) for D; g_residual concatenates each hidden
+    # layer's input to its output (CTGAN's generator).
+    config.model.g_widths = ()
+    config.model.d_widths = ()
+    config.model.g_residual = False
     # ganjax.models.layers.UPSAMPLE: transpose_phases (DCGAN's 4x4 stride-2 transposed conv, computed
     # as 2^d small convs) | transpose (nn.ConvTranspose) | conv_d2s (3x3 conv + depth-to-space) |
     # resize_conv (nearest x2 + 3x3 conv)
@@ -41,7 +47,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.d_norm = 'batch'  # batch | layer | none (gradient penalties want layer or none)
     config.model.g_spectral_norm = False
     config.model.d_spectral_norm = False
-    config.model.output_activation = 'tanh'  # tanh | none (G's last layer)
+    # G's last layer: tanh | none | relu (non-negative, exact zeros) | library_size (ReLU, then
+    # each sample scaled to sum to model.library_size: scGAN's LSN layer).
+    config.model.output_activation = 'tanh'
+    config.model.library_size = 0.0
     config.model.param_dtype = 'float32'  # storage dtype of parameters (see `precision`)
     # Class-conditional G and D over the dataset's classes; needs labelled data.
     config.model.conditional = False
@@ -60,6 +69,19 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.data_dir = ''  # tfds data_dir ('' = tfds default, ~/tensorflow_datasets)
     config.data.path = ''  # folder for image_folder, file for csv
     config.data.standardize = False  # csv: model sees each column as z-scores (train split stats)
+    # Expression tables (name=expression: .h5ad/.csv/.tsv/.npz at data.path; pbmc68k_reduced;
+    # see ganjax/data/expression.py): the .h5ad matrix ('' = X, 'raw' = raw.X, or a layer), the
+    # obs / table column of labels (cell types; '' = none) and the table's cell-name column.
+    config.data.layer = ''
+    config.data.label_column = ''
+    config.data.index_column = ''
+    # What the file holds (auto | counts | log1p) and the preprocessing recorded with the run:
+    # none | library (each cell to target_sum counts) | log1p_library (then log1p).
+    config.data.values = 'auto'
+    config.data.preprocess = 'none'
+    config.data.target_sum = 10000.0
+    # Rows with NaN / inf / non-numeric cells or the wrong cell count: error | drop (counted).
+    config.data.bad_rows = 'error'
     config.data.image_size = 0  # 0 = native size; else center-crop and resize to this square size
     config.data.channels = 0  # 0 = native; 1 or 3 converts grayscale <-> RGB
     # image_folder only (ganjax/data/image_folder.py). Intensities: none (by bit depth) |

@@ -337,7 +337,8 @@ class Evaluator:
             probs = other.probs[np.random.default_rng(0).permutation(len(other.probs))]
             out.update(metrics.inception_score(probs, splits=min(10, self.num)))
         if self.domain is not None:
-            out.update(self.domain(ref.samples, ref.labels, other.samples, other.labels))
+            out.update(self.domain(ref.samples, ref.labels, other.samples,
+                                   other.labels if self.num_classes else None))
         if self.num_classes:
             out.update(self._conditional_metrics(other))
         return out
@@ -392,7 +393,8 @@ def evaluate(workdir: str, num: int = 5000, features_dir: str = '', step: int | 
       best: evaluate the checkpoint kept in WORKDIR/best instead (`eval.best_metric`).
 
     Returns:
-      {'step', 'num', 'features', 'generator': {...}, 'real_vs_real': {...}, 'path'}.
+      {'step', 'num', 'features', 'generator': {...}, 'real_vs_real': {...}, 'path'}, and
+      'figure' (a PNG beside the JSON) for data whose domain metrics draw one (expression).
     """
     config, gan, state = run_dir.load_run(workdir, step, best=best)
     train = data.build_source(config.data, 'train')
@@ -401,15 +403,22 @@ def evaluate(workdir: str, num: int = 5000, features_dir: str = '', step: int | 
                           features_dir=features_dir or config.eval.features_dir,
                           inception_weights=inception_weights or config.eval.inception_weights,
                           batch_size=batch_size)
+    fake = evaluator.fake_features(state.ema_params, state.g_state)
     result = {
         'step': int(state.step), 'num': evaluator.num, 'features': evaluator.map.description,
-        'generator': evaluator.generator_metrics(state.ema_params, state.g_state),
+        'generator': evaluator.compare(fake),
         'real_vs_real': evaluator.compare(evaluator.real_features(train)),
     }
     out_dir = os.path.join(workdir, 'eval')
     os.makedirs(out_dir, exist_ok=True)
     name = f'{"best_" if best else ""}step_{result["step"]:07d}.json'
     path = os.path.join(out_dir, name)
+    if hasattr(evaluator.domain, 'figure'):
+        ref = evaluator.reference
+        result['figure'] = path[:-len('.json')] + '.png'
+        evaluator.domain.figure(ref.samples, ref.labels, fake.samples,
+                                fake.labels if evaluator.num_classes else None,
+                                run_dir.load_class_names(workdir), result['figure'])
     with open(path + '.tmp', 'w', encoding='utf-8') as f:
         json.dump(result, f, indent=2)
     os.replace(path + '.tmp', path)

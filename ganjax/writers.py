@@ -42,7 +42,10 @@ class SampleWriter(Protocol):
 
 #: Lower-case extension (with its dot) -> 'module:function' of its writer, imported only when
 #: used (the CLI starts without importing every data kind's dependencies).
-SAMPLE_WRITERS: dict[str, str] = {}
+SAMPLE_WRITERS: dict[str, str] = {
+    '.h5ad': 'ganjax.data.expression:write_h5ad',
+    '.csv': 'ganjax.data.expression:write_csv',
+}
 
 
 def writer_for(extension: str) -> SampleWriter | None:

@@ -45,7 +45,7 @@ def all_batch(source):
 
 def test_registry_lists_datasets_and_rejects_unknown_names():
     assert set(data_lib.DATASETS) == {'mnist_5k', 'tfds', 'image_folder', 'csv', 'ring8',
-                                      'grid25'}
+                                      'grid25', 'expression', 'pbmc68k_reduced'}
     with pytest.raises(ConfigError, match=r"no_such_data.*mnist_5k"):
         data_lib.build_source(make_config(name='no_such_data'), 'train')
 
@@ -512,6 +512,8 @@ def test_every_dataset_declares_its_scaling(tmp_path):
         'csv': (make_config(name='csv', path=str(table)), Scaling.identity()),
         'ring8': (make_config(name='ring8'), Scaling.identity()),
         'grid25': (make_config(name='grid25'), Scaling.identity()),
+        'expression': (make_config(name='expression', path=str(table)), Scaling.identity()),
+        'pbmc68k_reduced': (make_config(name='pbmc68k_reduced'), Scaling.identity()),
     }
     assert set(configs) == set(data_lib.DATASETS)
     with tfds.testing.mock_data(num_examples=8):

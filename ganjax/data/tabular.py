@@ -38,6 +38,8 @@ class Table:
         columns: names of the D feature columns (from the header, else 'column 1', ...).
         class_names: names of the classes when the label column holds text, else ().
         num_classes: number of classes (0 without a label column).
+        row_names: the index column's values, one per row ('' without an index column).
+        dropped: (line, reason) of each row left out (`bad_rows='drop'`).
     """
 
     x: np.ndarray
@@ -45,6 +47,8 @@ class Table:
     columns: tuple[str, ...]
     class_names: tuple[str, ...]
     num_classes: int
+    row_names: tuple[str, ...] = ()
+    dropped: tuple[tuple[int, str], ...] = ()
 
 
 def _is_number(cell: str) -> bool:
@@ -103,22 +107,32 @@ def _cell_error(path: str, line: int, col: int, name: str, cell: str) -> DataErr
     return DataError(f'{where}: {text!r} is not a number')
 
 
-def load_table(path: str) -> Table:
+def load_table(path: str, label_column: str = LABEL_COLUMN, index_column: str = '',
+               bad_rows: str = 'error') -> Table:
     """Reads a numeric csv (or tsv, or ';'-separated) file.
 
-    The first non-blank line is a header when any of its non-empty cells is not a number. A
-    column named 'label' (any case) holds the labels: integers (>= -1, -1 = unlabeled) or class
-    names, which are numbered in sorted order. Every other cell must be a finite number.
+    The first non-blank line is a header when any of its non-empty cells is not a number. The
+    column named `label_column` (any case) holds the labels: integers (>= -1, -1 = unlabeled) or
+    class names, which are numbered in sorted order. The column named `index_column` holds row
+    names (cell barcodes, sample ids) and is not a feature. Every other cell must be a finite
+    number.
 
     Args:
         path: the file; '.gz' files are decompressed.
+        label_column: name of the label column; a missing 'label' column means no labels, any
+            other missing name is an error.
+        index_column: name of the row-name column ('' = none).
+        bad_rows: 'error' (the first bad row is an error naming its line and column) or 'drop'
+            (rows with a missing, non-numeric, NaN or infinite cell, or the wrong cell count,
+            are left out and listed in `Table.dropped`).
 
     Returns:
         A `Table`.
 
     Raises:
         DataError: for a missing or empty file, ragged rows, or a cell that is empty, NaN,
-            infinite or not a number (naming the file, line and column).
+            infinite or not a number (naming the file, line and column), or when every row
+            is dropped.
     """
     text = _read_text(path)
     rows = _rows(text, path)
@@ -134,67 +148,112 @@ def load_table(path: str) -> Table:
         names = [f'column {j + 1}' for j in range(ncols)]
     if not rows:
         raise DataError(f'csv file {path!r} has a header (line {first_line}) but no data rows')
-    label_cols = [j for j, n in enumerate(names) if n.lower() == LABEL_COLUMN]
-    if len(label_cols) > 1:
-        raise DataError(f'csv file {path!r} has {len(label_cols)} label columns '
-                        f'(columns {[j + 1 for j in label_cols]})')
-    label_col = label_cols[0] if label_cols else None
-    feature_cols = [j for j in range(ncols) if j != label_col]
+    label_col = _named_column(path, names, label_column, 'label', required=(
+        label_column.lower() != LABEL_COLUMN))
+    index_col = _named_column(path, names, index_column, 'index', required=bool(index_column))
+    skip = {label_col, index_col} - {None}
+    feature_cols = [j for j in range(ncols) if j not in skip]
     if not feature_cols:
-        raise DataError(f'csv file {path!r} has no feature columns besides {LABEL_COLUMN!r}')
+        raise DataError(f'csv file {path!r} has no feature columns besides {sorted(skip)}')
+    dropped: list[tuple[int, str]] = []
+    good = []
     for line, row in rows:
         if len(row) != ncols:
-            raise DataError(f'csv file {path!r}, line {line}: {len(row)} cells, expected {ncols} '
-                            f'like line {first_line}')
+            problem = f'{len(row)} cells, expected {ncols} like line {first_line}'
+            if bad_rows != 'drop':
+                raise DataError(f'csv file {path!r}, line {line}: {problem}')
+            dropped.append((line, problem))
+        else:
+            good.append((line, row))
+    rows = good
 
-    if label_col is None:
-        features = [row for _, row in rows]
-    else:
-        features = [row[:label_col] + row[label_col + 1:] for _, row in rows]
-    flat = [cell for row in features for cell in row]
-    try:
-        values = np.array(flat, dtype=np.float64).reshape(len(rows), len(feature_cols))
-    except ValueError:
-        values = None
-    if values is None:
-        # The fast conversion failed: find the first offending cell for the message.
-        for (line, _), row in zip(rows, features):
-            for k, cell in enumerate(row):
-                if not _is_number(cell):
-                    j = feature_cols[k]
-                    raise _cell_error(path, line, j, names[j], cell) from None
-        raise DataError(f'csv file {path!r} could not be parsed as numbers')  # pragma: no cover
-    with np.errstate(over='ignore'):  # Overflow to inf is reported just below.
-        x = values.astype(np.float32)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        r, k = np.argwhere(bad)[0]
-        j = feature_cols[k]
-        raise _cell_error(path, rows[r][0], j, names[j], features[r][k])
+    features = [[row[j] for j in feature_cols] for _, row in rows]
+    x = _numbers(path, rows, features, feature_cols, names, bad_rows, dropped)
+    if x is None:
+        keep = [r for r, (line, _) in enumerate(rows) if line not in {d[0] for d in dropped}]
+        rows = [rows[r] for r in keep]
+        features = [features[r] for r in keep]
+        x = _numbers(path, rows, features, feature_cols, names, 'error', dropped)
+    if not rows:
+        raise DataError(f'csv file {path!r}: every data row was dropped as bad ({len(dropped)}; '
+                        f'first: line {dropped[0][0]}, {dropped[0][1]})')
 
     if label_col is None:
         labels = np.full(len(rows), -1, np.int32)
         class_names: tuple[str, ...] = ()
         num_classes = 0
     else:
-        labels, class_names, num_classes = _parse_labels(path, rows, label_col)
+        labels, class_names, num_classes = _parse_labels(path, rows, label_col, names[label_col])
     columns = tuple(names[j] for j in feature_cols)
-    return Table(x, labels, columns, class_names, num_classes)
+    row_names = tuple(row[index_col].strip() for _, row in rows) if index_col is not None else ()
+    return Table(x, labels, columns, class_names, num_classes, row_names,
+                 tuple(sorted(dropped)))
 
 
-def _parse_labels(path: str, rows: list[tuple[int, list[str]]],
-                  col: int) -> tuple[np.ndarray, tuple[str, ...], int]:
+def _named_column(path: str, names: list[str], name: str, what: str,
+                  required: bool) -> int | None:
+    """The index of the column called `name` (any case), None if absent and not required."""
+    if not name:
+        return None
+    found = [j for j, n in enumerate(names) if n.lower() == name.lower()]
+    if len(found) > 1:
+        raise DataError(f'csv file {path!r} has {len(found)} columns named {name!r} '
+                        f'(columns {[j + 1 for j in found]})')
+    if not found:
+        if required:
+            shown = ', '.join(repr(n) for n in names[:10]) + (' ...' if len(names) > 10 else '')
+            raise DataError(f'csv file {path!r} has no {what} column {name!r}; its header has '
+                            f'{shown}')
+        return None
+    return found[0]
+
+
+def _numbers(path: str, rows: list, features: list, feature_cols: list[int], names: list[str],
+             bad_rows: str, dropped: list) -> np.ndarray | None:
+    """The feature cells as float32; on a bad cell an error, or (drop) None after adding every
+    bad row to `dropped`."""
+    flat = [cell for row in features for cell in row]
+    try:
+        values = np.array(flat, dtype=np.float64).reshape(len(rows), len(feature_cols))
+    except ValueError:
+        values = None
+    if values is not None:
+        with np.errstate(over='ignore'):  # Overflow to inf is reported just below.
+            x = values.astype(np.float32)
+        bad = ~np.isfinite(x)
+        if not bad.any():
+            return x
+        cells = [(r, k) for r, k in np.argwhere(bad)]
+    else:
+        cells = [(r, k) for r, row in enumerate(features) for k, cell in enumerate(row)
+                 if not _is_number(cell) or not math.isfinite(float(cell))]
+    if bad_rows != 'drop':
+        r, k = cells[0]
+        j = feature_cols[k]
+        raise _cell_error(path, rows[r][0], j, names[j], features[r][k])
+    seen = set()
+    for r, k in cells:
+        if r not in seen:
+            seen.add(r)
+            j = feature_cols[k]
+            dropped.append((rows[r][0], str(_cell_error(path, rows[r][0], j, names[j],
+                                                        features[r][k]))))
+    return None
+
+
+def _parse_labels(path: str, rows: list[tuple[int, list[str]]], col: int,
+                  name: str = LABEL_COLUMN) -> tuple[np.ndarray, tuple[str, ...], int]:
     cells = [row[col].strip() for _, row in rows]
     for (line, _), cell in zip(rows, cells):
         if not cell:
             raise DataError(f'csv file {path!r}, line {line}, column {col + 1} '
-                            f'({LABEL_COLUMN!r}): empty label')
+                            f'({name!r}): empty label')
     if all(_is_number(c) for c in cells):
         numbers = np.array(cells, dtype=np.float64)
         for (line, _), cell, v in zip(rows, cells, numbers):
             if not np.isfinite(v) or v != np.round(v) or v < -1:
                 raise DataError(f'csv file {path!r}, line {line}, column {col + 1} '
-                                f'({LABEL_COLUMN!r}): label {cell!r} is not an integer >= -1 '
+                                f'({name!r}): label {cell!r} is not an integer >= -1 '
                                 f'(-1 = unlabeled)')
         labels = numbers.astype(np.int32)
         return labels, (), int(labels.max()) + 1 if labels.max() >= 0 else 0

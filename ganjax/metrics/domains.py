@@ -8,6 +8,9 @@ the Evaluator then keeps the real and generated samples of every evaluation, in 
 (`scaling.to_data`), and adds the domain's metrics to the generic ones, for the generator and for
 the real-vs-real floor alike.
 
+A domain may also draw its samples (`figure(real, real_labels, fake, fake_labels, class_names,
+path)`), which `ganjax eval` writes beside its numbers.
+
 A domain's entry builds a `DomainMetrics` from the held-out source (which carries what the
 metrics need: the mixture's centres, the genes, the motifs) and the run's config.
 """
@@ -33,7 +36,8 @@ class DomainMetrics(Protocol):
           real: held-out examples [n, ...] in the data's units.
           real_labels: their int32 labels [n] (-1: unlabelled).
           fake: examples to score [m, ...] (generated, or another real set for the floor).
-          fake_labels: the classes they were made for (or their labels), or None.
+          fake_labels: the classes a conditional generator made them for (or, for the floor,
+            the real set's labels); None for an unconditional generator (and its floor).
 
         Returns:
           {name: value} for every name of `names`.
@@ -66,10 +70,16 @@ def _mixture(source: Any, config: Any) -> DomainMetrics:
     return MixtureModes(source.centers, source.std)
 
 
+def _expression(source: Any, config: Any) -> DomainMetrics:
+    from ganjax.metrics.expression import ExpressionMetrics  # noqa: PLC0415
+    return ExpressionMetrics(source, int(config.seed))
+
+
 #: source.domain -> builder(held-out source, run config) -> DomainMetrics. Sources without a
 #: `domain` (or with one not listed) get the generic metrics only.
 DOMAIN_METRICS: dict[str, Callable[[Any, Any], DomainMetrics]] = {
     'mixture': _mixture,
+    'expression': _expression,
 }
 
 

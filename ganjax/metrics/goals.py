@@ -16,6 +16,11 @@ METRIC_GOALS = {
     # data (constant over a run: the ceiling beside it), and the mean per-class FID.
     # The per-class values fid_class_<k> are reported too but have no goal: the mean chooses.
     'cond_acc': 'max', 'real_acc': 'max', 'fid_per_class': 'min',
+    # Expression profiles (ganjax.metrics.expression).
+    'gene_mean_corr': 'max', 'gene_mean_err': 'min', 'gene_var_corr': 'max',
+    'gene_var_err': 'min', 'zero_share_err': 'min', 'corr_dist': 'min', 'mmd': 'min',
+    'w1_gene': 'min', 'rf_auc': 'min', 'tstr_acc': 'max', 'type_mean_corr': 'max',
+    'type_mmd': 'min', 'marker_overlap': 'max',
 }
 
 

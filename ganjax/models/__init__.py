@@ -44,9 +44,24 @@ def _options(config: Any, data_shape: Any) -> tuple[dict[str, Any], tuple[int, .
     for key in ('latent_dim', 'g_features', 'd_features', 'mlp_layers'):
         if not isinstance(o[key], int) or isinstance(o[key], bool) or o[key] < 1:
             raise ConfigError(f'model.{key} must be a positive integer, got {o[key]!r}')
-    for key in ('g_spectral_norm', 'd_spectral_norm'):
+    for key in ('g_spectral_norm', 'd_spectral_norm', 'g_residual'):
         if not isinstance(o[key], bool):
             raise ConfigError(f'model.{key} must be True or False, got {o[key]!r}')
+    for key in ('g_widths', 'd_widths'):
+        widths = o[key]
+        if not isinstance(widths, (tuple, list)) or not all(
+                isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
+            raise ConfigError(f'model.{key} must be a tuple of positive integers (() = '
+                              f'model.mlp_layers layers of the base width), got {widths!r}')
+        o[key] = tuple(widths)
+    if isinstance(o['library_size'], bool) or not isinstance(o['library_size'], (int, float)) or (
+            o['library_size'] < 0):
+        raise ConfigError(f'model.library_size must be a number >= 0, got {o["library_size"]!r}')
+    if o['output_activation'] == 'library_size' and not o['library_size'] > 0:
+        raise ConfigError("model.output_activation='library_size' needs model.library_size > 0: "
+                          'the counts per cell of the data (data.target_sum with '
+                          "data.preprocess='library')")
+    o['library_size'] = float(o['library_size'])
     layers.check_choice(o['upsample'], UPSAMPLE, 'model.upsample')
     layers.check_choice(o['g_norm'], layers.NORMS, 'model.g_norm')
     layers.check_choice(o['d_norm'], layers.NORMS, 'model.d_norm')
@@ -116,10 +131,11 @@ def build_mlp(config: Any, data_shape: tuple[int, ...],
     g_classes, d_classes, head = class_split(o['d_head'], num_classes)
     common = dict(num_layers=o['mlp_layers'], dtype=o['dtype'], param_dtype=o['param_dtype'])
     g = MLPGenerator(shape, latent_dim=o['latent_dim'], features=o['g_features'],
+                     widths=o['g_widths'], residual=o['g_residual'],
                      norm=o['g_norm'], spectral_norm=o['g_spectral_norm'],
                      output_activation=o['output_activation'], num_classes=g_classes,
-                     conditioning=o['g_conditioning'], **common)
-    d = MLPDiscriminator(features=o['d_features'], norm=o['d_norm'],
+                     conditioning=o['g_conditioning'], library_size=o['library_size'], **common)
+    d = MLPDiscriminator(features=o['d_features'], widths=o['d_widths'], norm=o['d_norm'],
                          spectral_norm=o['d_spectral_norm'], num_classes=d_classes, head=head,
                          **common)
     return g, d

@@ -24,7 +24,7 @@ Initializer = Callable[..., Array]
 #: Normalization kinds understood by :func:`normalize`.
 NORMS = ('batch', 'layer', 'none')
 #: Output activations understood by :func:`output_activation`.
-OUTPUT_ACTIVATIONS = ('tanh', 'none')
+OUTPUT_ACTIVATIONS = ('tanh', 'none', 'relu', 'library_size')
 #: How a class-conditional generator reads its label: 'norm' (class-conditional gain and bias of
 #: every normalization layer, :func:`normalize`), 'concat' (one-hot label appended to z,
 #: :func:`condition_latent`) or 'both'.
@@ -271,12 +271,34 @@ def _conditional_norm(kind: str, x: Array, *, train: bool, name: str, dtype: Dty
     return x * (1.0 + gain).reshape(shape).astype(x.dtype) + bias.reshape(shape).astype(x.dtype)
 
 
-def output_activation(kind: str, x: Array) -> Array:
-    """Applies a generator's output activation: 'tanh' (images in [-1, 1]) or 'none'."""
+def output_activation(kind: str, x: Array, library_size: float = 0.0) -> Array:
+    """Applies a generator's output activation.
+
+    Args:
+      kind: 'tanh' (images in [-1, 1]), 'none', 'relu' (non-negative values, e.g. expression
+        counts, with exact zeros) or 'library_size': ReLU, then each example rescaled so that its
+        values sum to `library_size` (the library-size normalisation layer of scGAN, Marouf et
+        al. 2020, Nature Communications 11:166, for data normalised to that many counts per cell).
+      x: the last layer's output ``[B, ...]``.
+      library_size: the sum of each example for 'library_size'.
+
+    Returns:
+      The activated output, of x's shape.
+    """
     if kind == 'tanh':
         return jnp.tanh(x)
     if kind == 'none':
         return x
+    if kind == 'relu':
+        return nn.relu(x)
+    if kind == 'library_size':
+        if not library_size > 0:
+            raise ConfigError("output_activation='library_size' needs model.library_size > 0 (the "
+                              'counts per cell the data is normalised to, data.target_sum)')
+        x = nn.relu(x)
+        axes = tuple(range(1, x.ndim))
+        # The epsilon only matters for an all-zero output, which then stays zero instead of NaN.
+        return x * (library_size / (jnp.sum(x, axis=axes, keepdims=True) + 1e-6))
     raise ConfigError(f'unknown output_activation {kind!r}; choose one of '
                       f'{list(OUTPUT_ACTIVATIONS)}')
 

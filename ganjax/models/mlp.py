@@ -20,14 +20,21 @@ Array = jax.Array
 class MLPGenerator(nn.Module):
     """z -> ``num_layers`` x [Dense(features), norm, ReLU] -> Dense(prod(data_shape)) -> activation.
 
+    With ``widths`` the hidden layers have those widths (scGAN's 256-512-1024, Marouf et al.
+    2020); with ``residual`` each hidden layer's input is concatenated to its output, as in
+    CTGAN's generator (Xu et al. 2019, "Modeling Tabular data using Conditional GAN").
+
     Attributes:
       data_shape: shape of one generated example; the flat output is reshaped to it.
       latent_dim: size of z (checked at call time).
       features: width of every hidden layer.
       num_layers: number of hidden layers.
+      widths: the hidden layers' widths (overrides features and num_layers when not empty).
+      residual: concatenate each hidden layer's input to its output (CTGAN's residual layer).
       norm: 'batch' | 'layer' | 'none', applied after every hidden Dense.
       spectral_norm: spectrally normalize every Dense.
-      output_activation: 'tanh' | 'none'.
+      output_activation: one of :data:`ganjax.models.layers.OUTPUT_ACTIVATIONS`.
+      library_size: the per-example sum of the 'library_size' output.
       dtype: computation dtype (None: float32 by inference).
       param_dtype: parameter dtype.
       num_classes: > 0 makes G class-conditional, reading the label as `conditioning` says.
@@ -41,9 +48,12 @@ class MLPGenerator(nn.Module):
     latent_dim: int = 100
     features: int = 256
     num_layers: int = 3
+    widths: tuple[int, ...] = ()
+    residual: bool = False
     norm: str = 'batch'
     spectral_norm: bool = False
     output_activation: str = 'tanh'
+    library_size: float = 0.0
     dtype: Any = None
     param_dtype: Any = jnp.float32
     num_classes: int = 0
@@ -70,20 +80,22 @@ class MLPGenerator(nn.Module):
         concat, norm_classes = layers.generator_conditioning(self.num_classes, self.conditioning,
                                                               self.norm)
         x = layers.condition_latent(z, y, concat)
-        for i in range(self.num_layers):
-            dense = nn.Dense(self.features, use_bias=layers.bias_before(self.norm), dtype=dtype,
+        for i, width in enumerate(self.widths or (self.features,) * self.num_layers):
+            dense = nn.Dense(width, use_bias=layers.bias_before(self.norm), dtype=dtype,
                              param_dtype=param_dtype, name=f'dense{i}')
-            x = layers.spectral(dense, x, spectral_norm=self.spectral_norm, train=train,
+            h = layers.spectral(dense, x, spectral_norm=self.spectral_norm, train=train,
                                 param_dtype=param_dtype)
-            x = layers.normalize(self.norm, x, train=train, name=f'norm{i}', dtype=dtype,
+            h = layers.normalize(self.norm, h, train=train, name=f'norm{i}', dtype=dtype,
                                  param_dtype=param_dtype, axis_name=self.axis_name, y=y,
                                  num_classes=norm_classes)
-            x = nn.relu(x)
+            h = nn.relu(h)
+            x = jnp.concatenate([h, x.astype(h.dtype)], axis=-1) if self.residual else h
         out = nn.Dense(layers.num_elements(self.data_shape), dtype=dtype,
                        param_dtype=param_dtype, name='out')
         x = layers.spectral(out, x, spectral_norm=self.spectral_norm, train=train,
                             param_dtype=param_dtype)
-        x = layers.output_activation(self.output_activation, x.astype(jnp.float32))
+        x = layers.output_activation(self.output_activation, x.astype(jnp.float32),
+                                     self.library_size)
         return x.reshape(x.shape[0], *self.data_shape)
 
 
@@ -96,6 +108,8 @@ class MLPDiscriminator(nn.Module):
     Attributes:
       features: width of every hidden layer.
       num_layers: number of hidden layers.
+      widths: the hidden layers' widths (overrides features and num_layers when not empty;
+        scGAN's critic: 1024-512-256).
       norm: 'batch' | 'layer' | 'none', on hidden layers after the first.
       spectral_norm: spectrally normalize every Dense.
       dtype: computation dtype (None: inferred); the logit layer always runs in float32.
@@ -108,6 +122,7 @@ class MLPDiscriminator(nn.Module):
 
     features: int = 256
     num_layers: int = 3
+    widths: tuple[int, ...] = ()
     norm: str = 'none'
     spectral_norm: bool = False
     dtype: Any = None
@@ -134,9 +149,9 @@ class MLPDiscriminator(nn.Module):
         x = x.reshape(x.shape[0], -1)
         if dtype is not None:
             x = x.astype(dtype)
-        for i in range(self.num_layers):
+        for i, width in enumerate(self.widths or (self.features,) * self.num_layers):
             # Layer 0 is never normalized, so it keeps its bias.
-            dense = nn.Dense(self.features, use_bias=i == 0 or layers.bias_before(self.norm),
+            dense = nn.Dense(width, use_bias=i == 0 or layers.bias_before(self.norm),
                              dtype=dtype, param_dtype=param_dtype, name=f'dense{i}')
             x = layers.spectral(dense, x, spectral_norm=self.spectral_norm, train=train,
                                 param_dtype=param_dtype)

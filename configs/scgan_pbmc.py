@@ -1,0 +1,55 @@
+"""scGAN on the embedded PBMCs: realistic single-cell expression profiles (Marouf et al. 2020).
+
+Run:
+    ganjax train --config configs/scgan_pbmc.py --workdir runs/scgan_pbmc
+    ganjax eval --workdir runs/scgan_pbmc --num 140            # metrics + PCA picture
+    ganjax sample --workdir runs/scgan_pbmc --num 500 --out cells.h5ad
+
+scGAN (Marouf et al. 2020, Nature Communications 11:166): a WGAN-GP (penalty 10, 5 critic steps,
+Adam 1e-4 with betas 0.5 / 0.9), G 256-512-1024 with BatchNorm, a critic 1024-512-256 without
+normalisation, latent 128, batch 128, and a library-size normalisation (LSN) output layer: G's
+ReLU output is rescaled so that every cell has the same number of counts as the library-size
+normalised data. The data: the embedded 700 PBMCs x 765 genes (`data.name='pbmc68k_reduced'`, a
+subsample of the 68k PBMCs scGAN was trained on), each cell normalised to data.target_sum counts
+over these genes; the critic sees log1p of them (`model.d_input`... see below).
+
+Your own data: `--config.data.name=expression --config.data.path=cells.h5ad` (or .csv / .tsv /
+.npz; `data.layer`, `data.values`, `data.label_column` say where the values and cell types are).
+"""
+
+from ganjax import default_config as default
+
+
+def get_config():
+    """scGAN's sizes and training rules on the embedded PBMCs."""
+    config = default.get_config()
+    config.data.name = 'pbmc68k_reduced'
+    config.data.preprocess = 'library'
+    config.data.target_sum = 10000.0
+    config.data.eval_fraction = 0.2
+    # scGAN: 128; five critic batches of 128 are more than the 560 training cells here.
+    config.data.batch_size = 64
+    config.model.arch = 'mlp'
+    config.model.latent_dim = 128
+    config.model.g_widths = (256, 512, 1024)
+    config.model.d_widths = (1024, 512, 256)
+    config.model.g_norm = 'batch'
+    config.model.d_norm = 'none'
+    config.model.output_activation = 'library_size'
+    config.model.library_size = 10000.0
+    config.loss.name = 'wasserstein'
+    config.penalty.name = 'wgan_gp'
+    config.penalty.weight = 10.0
+    config.train.n_critic = 5
+    config.optim.g_lr = 1e-4
+    config.optim.d_lr = 1e-4
+    config.optim.b1 = 0.5
+    config.optim.b2 = 0.9
+    config.train.num_steps = 3000
+    config.train.log_every = 100
+    config.train.sample_every = 1000
+    config.train.checkpoint_every = 1000
+    config.eval.every = 1000
+    config.eval.num_samples = 140
+    config.eval.best_metric = 'mmd'
+    return config
