@@ -11,7 +11,8 @@ normalisation, latent 128, batch 128, and a library-size normalisation (LSN) out
 ReLU output is rescaled so that every cell has the same number of counts as the library-size
 normalised data. The data: the embedded 700 PBMCs x 765 genes (`data.name='pbmc68k_reduced'`, a
 subsample of the 68k PBMCs scGAN was trained on), each cell normalised to data.target_sum counts
-over these genes; the critic sees log1p of them (`model.d_input`... see below).
+over these genes, which G's library-size layer produces and the critic reads as they are (the
+metrics compare log1p of them).
 
 Your own data: `--config.data.name=expression --config.data.path=cells.h5ad` (or .csv / .tsv /
 .npz; `data.layer`, `data.values`, `data.label_column` say where the values and cell types are).
