@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
                              'extension says); .npy, the samples as one array in the data\'s own '
                              'units and dtype; .npz, that array as "x" with int32 "label" (the '
                              'class of each sample, -1 for an unconditional run) and '
-                             '"class_names"; or a name without extension, a new folder of one '
+                             '"class_names"; a file of the data\'s own kind (tables: .h5ad, '
+                             'AnnData with the genes and cell types, or .csv with a header; '
+                             'ganjax.writers); or a name without extension, a new folder of one '
                              'image file per sample (8-bit: PNG, else TIFF) in a subfolder per '
                              'class named by the class: a data.name=image_folder dataset')
     sample.add_argument('--seed', type=int, default=0, help='seed of the latent noise')

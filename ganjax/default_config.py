@@ -80,6 +80,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.values = 'auto'
     config.data.preprocess = 'none'
     config.data.target_sum = 10000.0
+    config.data.num_genes = 0  # keep the N most variable genes (training split); 0 = all
     # Rows with NaN / inf / non-numeric cells or the wrong cell count: error | drop (counted).
     config.data.bad_rows = 'error'
     config.data.image_size = 0  # 0 = native size; else center-crop and resize to this square size

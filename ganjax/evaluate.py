@@ -394,7 +394,8 @@ def evaluate(workdir: str, num: int = 5000, features_dir: str = '', step: int | 
 
     Returns:
       {'step', 'num', 'features', 'generator': {...}, 'real_vs_real': {...}, 'path'}, and
-      'figure' (a PNG beside the JSON) for data whose domain metrics draw one (expression).
+      'figure' (a PNG beside the JSON) for data whose domain metrics draw one, and what their
+      `details` add (expression: 'per_type', each cell type's statistics and marker genes).
     """
     config, gan, state = run_dir.load_run(workdir, step, best=best)
     train = data.build_source(config.data, 'train')
@@ -413,11 +414,15 @@ def evaluate(workdir: str, num: int = 5000, features_dir: str = '', step: int | 
     os.makedirs(out_dir, exist_ok=True)
     name = f'{"best_" if best else ""}step_{result["step"]:07d}.json'
     path = os.path.join(out_dir, name)
+    ref = evaluator.reference
+    fake_labels = fake.labels if evaluator.num_classes else None
+    if hasattr(evaluator.domain, 'details'):
+        result.update(evaluator.domain.details(
+            ref.samples, ref.labels, fake.samples, fake_labels, run_dir.load_class_names(workdir),
+            tuple(getattr(train, 'columns', ()))))
     if hasattr(evaluator.domain, 'figure'):
-        ref = evaluator.reference
         result['figure'] = path[:-len('.json')] + '.png'
-        evaluator.domain.figure(ref.samples, ref.labels, fake.samples,
-                                fake.labels if evaluator.num_classes else None,
+        evaluator.domain.figure(ref.samples, ref.labels, fake.samples, fake_labels,
                                 run_dir.load_class_names(workdir), result['figure'])
     with open(path + '.tmp', 'w', encoding='utf-8') as f:
         json.dump(result, f, indent=2)

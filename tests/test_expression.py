@@ -92,6 +92,13 @@ def test_readers_agree_and_preprocessing_inverts(tmp_path):
     assert train.scaling == ev.scaling and train.scaling.kind == 'standardized'
     z = train.scaling.to_model(train.get_batch(np.arange(24))['x'])
     np.testing.assert_allclose(z.mean(0), 0, atol=1e-5)
+    # The most variable genes of the training cells, kept in the file's order.
+    config.num_genes = 2
+    top = data.build_source(config, 'train')
+    full = np.log1p(x / x.sum(1, keepdims=True) * 100.0)[np.isin(
+        np.arange(30), [int(c[4:]) for c in train.cells])]
+    want = np.sort(np.argsort(-full.var(0))[:2])
+    assert top.genes == tuple(GENES[j] for j in want) == data.build_source(config, 'eval').genes
 
 
 def _data_config(path, **overrides):
@@ -219,6 +226,8 @@ def test_conditional_run_trains_evaluates_and_writes_cells(tmp_path, capsys):
     assert 'tstr_acc' in out and 'marker_overlap' in out
     result = json.load(open(workdir / 'eval' / 'step_0000006.json'))
     assert os.path.getsize(result['figure']) > 10_000
+    assert set(result['per_type']) == set(TYPES)
+    assert result['per_type']['T cell']['real_markers'] == ['G2']
     # Real vs real: the same metrics, and a classifier barely beats chance on them.
     assert set(result['real_vs_real']) == set(result['generator'])
 

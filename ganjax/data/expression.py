@@ -21,7 +21,8 @@ Preprocessing (data.preprocess), applied once when the table is read and recorde
   log1p_library   library-size normalisation then log(1 + x) (the usual scanpy preprocessing).
 data.values says what the file holds ('counts', or 'log1p' values whose expm1 are counts; 'auto'
 is 'log1p' for the embedded PBMCs' raw.X and 'counts' otherwise) so that the normalisation works
-on counts. On top, data.standardize makes the model see each gene as
+on counts. data.num_genes keeps that many genes of highest variance on the training split (highly
+variable genes; 0 = all). On top, data.standardize makes the model see each gene as
 z-scores (a `Scaling`, inverted exactly). Samples are written back (`ganjax sample --out
 cells.h5ad|cells.csv`) in the file's own units: the log and the standardisation are inverted; the
 per-cell library size is not recoverable, so written counts are normalised to data.target_sum.
@@ -388,12 +389,16 @@ def options(config: Any) -> dict[str, Any]:
         'layer': str(get('layer', '')), 'label_column': str(get('label_column', '')),
         'index_column': str(get('index_column', '')), 'bad_rows': get('bad_rows', 'error'),
         'preprocess': get('preprocess', 'none'), 'values': get('values', 'counts'),
-        'target_sum': get('target_sum', 1e4),
+        'target_sum': get('target_sum', 1e4), 'num_genes': get('num_genes', 0),
     }
     for key, choices in (('bad_rows', BAD_ROWS), ('preprocess', PREPROCESS),
                          ('values', VALUES)):
         if out[key] not in choices:
             raise ConfigError(f'data.{key}={out[key]!r} is not one of {list(choices)}')
+    genes = out['num_genes']
+    if isinstance(genes, bool) or not isinstance(genes, int) or genes < 0:
+        raise ConfigError(f'data.num_genes must be an integer >= 0 (0 = every gene), got '
+                          f'{genes!r}')
     target = out['target_sum']
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not target > 0:
         raise ConfigError(f'data.target_sum must be a positive number, got {target!r}')
@@ -451,18 +456,41 @@ def _build(config: Any, split: str, path: str, defaults: dict[str, Any],
     stratify = expr.labels if expr.num_classes else None
     idx = source_lib.holdout_indices(len(expr.x), eval_fraction, seed, split, labels=stratify,
                                      what=name)
+    train_idx = idx if split == 'train' else source_lib.holdout_indices(
+        len(expr.x), eval_fraction, seed, 'train', labels=stratify, what=name)
+    x, genes = expr.x, expr.genes
+    if opts['num_genes']:
+        keep = variable_genes(x[train_idx], opts['num_genes'], name)
+        x, genes = x[:, keep], tuple(genes[j] for j in keep)
     if standardize:
-        train_idx = idx if split == 'train' else source_lib.holdout_indices(
-            len(expr.x), eval_fraction, seed, 'train', labels=stratify, what=name)
-        train_x = expr.x[train_idx].astype(np.float64)
+        train_x = x[train_idx].astype(np.float64)
         scaling = Scaling.standardized(train_x.mean(axis=0), train_x.std(axis=0))
     else:
         scaling = Scaling.identity(np.float32)
-    return ExpressionSource(expr.x[idx], expr.labels[idx], genes=expr.genes,
+    return ExpressionSource(x[idx], expr.labels[idx], genes=genes,
                             cells=tuple(expr.cells[i] for i in idx), preprocessing=prep,
                             dropped=expr.dropped, num_classes=expr.num_classes,
-                            name=f'{name} {split} ({len(expr.genes)} genes)',
+                            name=f'{name} {split} ({len(genes)} genes)',
                             class_names=expr.class_names, scaling=scaling)
+
+
+def variable_genes(x: np.ndarray, count: int, what: str) -> np.ndarray:
+    """The `count` genes of highest variance (of the preprocessed values), in the file's order.
+
+    Computed on the training split only, so that held-out cells do not choose the genes.
+
+    Args:
+        x: preprocessed training values [cells, genes].
+        count: genes to keep (data.num_genes).
+        what: the data set, for the error.
+
+    Returns:
+        Sorted gene indices.
+    """
+    if count > x.shape[1]:
+        raise ConfigError(f'data.num_genes={count} exceeds the {x.shape[1]} genes of {what}')
+    order = np.argsort(-x.astype(np.float64).var(axis=0), kind='stable')
+    return np.sort(order[:count])
 
 
 def build_expression(config: Any, split: str) -> ExpressionSource:

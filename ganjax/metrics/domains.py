@@ -9,7 +9,8 @@ the Evaluator then keeps the real and generated samples of every evaluation, in 
 the real-vs-real floor alike.
 
 A domain may also draw its samples (`figure(real, real_labels, fake, fake_labels, class_names,
-path)`), which `ganjax eval` writes beside its numbers.
+path)`), which `ganjax eval` writes beside its numbers, and add a breakdown to its JSON
+(`details(real, real_labels, fake, fake_labels, class_names, names_of_features) -> dict`).
 
 A domain's entry builds a `DomainMetrics` from the held-out source (which carries what the
 metrics need: the mixture's centres, the genes, the motifs) and the run's config.

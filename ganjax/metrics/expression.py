@@ -25,8 +25,9 @@ For class-conditional generators:
   type_mean_corr / type_mmd        gene_mean_corr and mmd within each cell type, averaged over
                                    the types with at least `MIN_TYPE_CELLS` cells on each side.
   marker_overlap                   per type, the share of its top-`MARKERS` marker genes (highest
-                                   mean in the type minus mean in the other cells) of the real
-                                   cells that are also markers in the generated ones; averaged.
+                                   mean in the type minus mean in the other cells; one per ten
+                                   genes for tables of fewer than 100) of the real cells that are
+                                   also markers in the generated ones; averaged.
 """
 
 from __future__ import annotations
@@ -201,11 +202,47 @@ class ExpressionMetrics:
                 continue
             corr.append(_pearson(rk.mean(0), fk.mean(0)))
             mmd.append(rbf_mmd(rk, fk))
-            shared = np.intersect1d(marker_genes(r, rl, k), marker_genes(f, fl, k))
-            overlap.append(len(shared) / MARKERS)
+            # Few genes: fewer markers, or every gene would be one and the overlap always 1.
+            count = min(MARKERS, max(1, r.shape[1] // 10))
+            shared = np.intersect1d(marker_genes(r, rl, k, count), marker_genes(f, fl, k, count))
+            overlap.append(len(shared) / count)
         mean = lambda v: float(np.mean(v)) if v else float('nan')  # noqa: E731
         return {'tstr_acc': tstr, 'type_mean_corr': mean(corr), 'type_mmd': mean(mmd),
                 'marker_overlap': mean(overlap)}
+
+    def details(self, real, real_labels, fake, fake_labels, class_names,
+                genes=()) -> dict[str, Any]:
+        """Per cell type: cell counts, gene_mean_corr, mmd and the marker genes of both sides.
+
+        Args:
+          real, real_labels, fake, fake_labels: as `__call__`.
+          class_names: names of the label classes.
+          genes: gene names, to name the markers (indices without them).
+
+        Returns:
+          {'per_type': {type name: {...}}}; empty for an unconditional generator.
+        """
+        if fake_labels is None:
+            return {}
+        r = self.preprocessing.to_log(np.asarray(real).reshape(len(real), -1))
+        f = self.preprocessing.to_log(np.asarray(fake).reshape(len(fake), -1))
+        rl, fl = np.asarray(real_labels), np.asarray(fake_labels)
+        count = min(MARKERS, max(1, r.shape[1] // 10))
+        name = (lambda j: genes[j]) if len(genes) else int  # noqa: E731
+        out = {}
+        for k, type_name in enumerate(class_names):
+            rk, fk = r[rl == k], f[fl == k]
+            row = {'real_cells': int(len(rk)), 'generated_cells': int(len(fk))}
+            if len(rk) >= MIN_TYPE_CELLS and len(fk) >= MIN_TYPE_CELLS:
+                real_markers = marker_genes(r, rl, k, count)
+                fake_markers = marker_genes(f, fl, k, count)
+                row.update({
+                    'gene_mean_corr': _pearson(rk.mean(0), fk.mean(0)), 'mmd': rbf_mmd(rk, fk),
+                    'marker_overlap': len(np.intersect1d(real_markers, fake_markers)) / count,
+                    'real_markers': [name(j) for j in real_markers],
+                    'generated_markers': [name(j) for j in fake_markers]})
+            out[str(type_name)] = row
+        return {'per_type': out}
 
     def figure(self, real, real_labels, fake, fake_labels, class_names, path: str) -> None:
         """Real and generated cells in one PCA (fitted on the real cells), coloured by type.
