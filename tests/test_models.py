@@ -463,6 +463,9 @@ def test_spectral_norm_sigma_converges_to_top_singular_value():
     ('mlp', (2,), dict(latent_dim=0), r'model\.latent_dim must be a positive integer'),
     ('mlp', (2,), dict(d_spectral_norm='yes'), r'model\.d_spectral_norm must be True or False'),
     ('mlp', (0,), {}, 'positive sizes'),
+    ('mlp', (5,), dict(output_activation='library_size'), r'needs model\.library_size > 0'),
+    ('mlp', (5,), dict(g_widths=(8, 0)), r'model\.g_widths must be a tuple of positive'),
+    ('mlp', (5,), dict(g_residual=1), r'model\.g_residual must be True or False'),
 ])
 def test_config_errors(arch, shape, overrides, match):
     cfg = ml_collections.ConfigDict(dict(models.model_defaults(), arch=arch, **overrides))
@@ -545,3 +548,35 @@ def test_transpose_phases_is_the_transposed_conv(rank):
                                   argnums=(0, 1))(params, x)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
                  grad(phases), grad(transpose))
+
+
+@pytest.mark.parametrize('activation', layers.OUTPUT_ACTIVATIONS)
+def test_every_output_activation_with_mlp_widths_and_residual(activation):
+    """Each output layer keeps its promise (range, sums) and passes gradients, in an MLP with
+    per-layer widths and CTGAN's concatenating residual layers."""
+    cfg = _config('mlp', g_widths=(8, 16), d_widths=(16, 4), g_residual=True,
+                  output_activation=activation, library_size=50.0)
+    g, d = models.build_models(cfg, (6,))
+    z = jax.random.normal(_key(), (BATCH, cfg.latent_dim))
+    gv = g.init(_key(), z, train=False)
+    # Residual layers: each hidden Dense reads the previous output and input, concatenated.
+    kernels = [gv['params'][f'dense{i}']['kernel'].shape for i in range(2)] + [
+        gv['params']['out']['kernel'].shape]
+    assert kernels == [(cfg.latent_dim, 8), (8 + cfg.latent_dim, 16),
+                       (16 + 8 + cfg.latent_dim, 6)]
+    dv = d.init(_key(), jnp.zeros((BATCH, 6)), train=False)
+    assert [dv['params'][f'dense{i}']['kernel'].shape for i in range(2)] == [(6, 16), (16, 4)]
+    x = np.asarray(g.apply(gv, z, train=False))
+    if activation == 'tanh':
+        assert np.all(np.abs(x) <= 1)
+    if activation in ('relu', 'library_size'):
+        assert np.all(x >= 0) and np.any(x == 0)
+    if activation == 'library_size':
+        np.testing.assert_allclose(x.sum(1), 50.0, rtol=1e-5)
+
+    def loss(params):
+        out = g.apply({**gv, 'params': params}, z, train=False)
+        return jnp.sum(out * jnp.arange(6.0))
+    grads = jax.tree_util.tree_leaves(jax.grad(loss)(gv['params']))
+    assert all(np.all(np.isfinite(np.asarray(gr))) for gr in grads)
+    assert max(float(np.max(np.abs(gr))) for gr in grads) > 0

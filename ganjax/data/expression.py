@@ -188,8 +188,11 @@ def read_h5ad(path: str, layer: str = '', label_column: str = '') -> Expression:
 
     try:
         with warnings.catch_warnings():
-            # Old files (scanpy's own) move neighbour graphs on read and say so.
+            # Files from older anndata versions (scanpy's own) say so on read, and move neighbour
+            # graphs; neither concerns the expression matrix read here.
             warnings.simplefilter('ignore', FutureWarning)
+            warnings.filterwarnings('ignore', category=getattr(
+                getattr(anndata, '_warnings', None), 'OldFormatWarning', UserWarning))
             adata = anndata.read_h5ad(path)
     except Exception as e:  # noqa: BLE001 - h5py and anndata raise many kinds for a bad file
         raise DataError(f'cannot read {path!r} as AnnData (.h5ad): {type(e).__name__}: {e}') from e
