@@ -26,6 +26,7 @@ _CHOICES = {
     'data.values': ('auto', 'counts', 'log1p'),
     'data.preprocess': ('none', 'library', 'log1p_library'),
     'data.bad_rows': ('error', 'drop'),
+    'train.fake_labels': ('uniform', 'data'),
     'data.pipeline': ('thread', 'grain'),
     'parallel.strategy': ('jit', 'pmap'),
     'parallel.distributed': ('auto', 'on', 'off'),

@@ -172,6 +172,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.train = ml_collections.ConfigDict()
     config.train.num_steps = 20000  # G updates
     config.train.n_critic = 1  # D updates per G update
+    # The classes of a conditional G's fakes: uniform (each class equally often) | data (the
+    # classes of the real batch of the same update: the data's proportions, and a gradient
+    # penalty's interpolates join a real and a fake of one class; for imbalanced classes).
+    config.train.fake_labels = 'uniform'
     # How the players' updates are ordered (ganjax.dynamics): alternating (n_critic D updates, then
     # G against the updated D) | simultaneous (G's gradient against D as the step found it) |
     # extragradient (both extrapolate, then update with the gradients there; needs n_critic=1).

@@ -198,6 +198,14 @@ class Evaluator:
         self._real_call = jax.jit(self._real_body)
         self._fake_call = jax.jit(self._fake_body, static_argnames='count')
         self.reference = self.real_features(held_out)
+        # The classes of a conditional generator's samples: a balanced cycle, or, for a run whose
+        # fakes take the data's classes (train.fake_labels='data'), those of the held-out
+        # examples evaluated, so both sides have the same class proportions.
+        self.fake_classes = np.arange(self.num, dtype=np.int32) % max(self.num_classes, 1)
+        if self.num_classes and getattr(gan, 'fake_labels', 'uniform') == 'data':
+            labels = self.reference.labels
+            known = (labels >= 0) & (labels < self.num_classes)
+            self.fake_classes = np.where(known, labels, self.fake_classes).astype(np.int32)
         self.real_acc = (metrics.conditional_accuracy(self.reference.probs, self.reference.labels)
                          if self._class_logits else None)
 
@@ -238,8 +246,8 @@ class Evaluator:
             z = sample_latent(key, count, self.latent_dim)
             # A conditional generator is measured on a balanced cycle of classes (sample i of
             # class i mod K), known to the metrics: every class gets its share of the samples.
-            y = None if not self.num_classes else (
-                (offset + jnp.arange(count, dtype=jnp.int32)) % self.num_classes)
+            y = None if not self.num_classes else jax.lax.dynamic_slice_in_dim(
+                jnp.asarray(self.fake_classes), offset, count)
             if self._constrain is not None and count % self._num_devices == 0:
                 z = self._constrain(z)
                 y = None if y is None else self._constrain(y)
@@ -297,9 +305,9 @@ class Evaluator:
     def fake_features(self, params, g_state) -> _FeatureSet:
         """Features of `num` samples of the generator (params, g_state), from fixed noise.
 
-        The samples kept for the domain's metrics (`ganjax.metrics.domains`) are in the data's
-        units, like the real ones. A conditional generator's sample i is of class
-        i mod K (`labels`).
+        A conditional generator's sample i is of class `fake_classes[i]` (`labels`: a balanced
+        cycle, or the held-out classes for train.fake_labels='data'). The samples kept for the
+        domain's metrics (`ganjax.metrics.domains`) are in the data's units, like the real ones.
         """
         rng = jax.random.fold_in(jax.random.PRNGKey(self.seed), _EVAL_NOISE_SALT)
         stats, parts = None, []
@@ -314,8 +322,7 @@ class Evaluator:
             parts.append((_to_host(f), None if p is None else _to_host(p),
                           None if x is None else self.scaling.to_data(_to_host(x))))
         feats, probs, samples = self._collect(parts)
-        labels = (np.arange(self.num, dtype=np.int32) % self.num_classes
-                  if self.num_classes else None)
+        labels = self.fake_classes.copy() if self.num_classes else None
         return _FeatureSet(feats, stats, probs, samples, labels)
 
     def compare(self, other: _FeatureSet) -> dict[str, float]:

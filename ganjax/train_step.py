@@ -65,6 +65,8 @@ class GANDef:
       labelled_rows: rows at the end of each real batch that come from the labelled stream
         (`data.labelled_batch_size`, semi-supervised 'kplus1' runs); 0 = none.
       augment: the augmentation of D's input (`ganjax.augment`, `config.augment`); off by default.
+      fake_labels: the classes a conditional G makes its fakes of: 'uniform' (drawn uniformly)
+        or 'data' (those of the real batch of the same D update; see `config.train.fake_labels`).
     """
 
     generator: nn.Module
@@ -84,6 +86,7 @@ class GANDef:
     d_classes: int = 0
     labelled_rows: int = 0
     augment: augment_lib.AugmentSpec = augment_lib.AugmentSpec()
+    fake_labels: str = 'uniform'
 
 
 def _check_labels_config(config: ConfigDict, head: str) -> int:
@@ -160,7 +163,8 @@ def build_gan(config: ConfigDict, data_shape: tuple[int, ...], num_classes: int 
                   num_classes=g_classes, weight_clip=float(config.loss.weight_clip) > 0,
                   ema_warmup=bool(config.ema.warmup), scaling=scaling, d_head=head,
                   d_classes=d_classes, labelled_rows=rows,
-                  augment=augment_lib.spec_from_config(config, data_shape))
+                  augment=augment_lib.spec_from_config(config, data_shape),
+                  fake_labels=str(config.train.get('fake_labels', 'uniform')))
 
 
 def hparams_from_config(config: ConfigDict, gan: GANDef) -> dict[str, jax.Array]:
@@ -397,6 +401,15 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         y = sample_labels(jax.random.fold_in(rng, _LABEL_SALT), global_batch(b), gan.num_classes)
         return z, None if y is None else constrain(local_slice(y))
 
+    def data_labels(y_fake, y_real):
+        # train.fake_labels='data': each fake takes the class of a real example of the same
+        # update, so fakes come in the data's class proportions and a penalty's interpolates
+        # join a real and a fake of one class; unlabelled reals (-1) keep the uniform draw.
+        if gan.fake_labels != 'data' or y_fake is None or y_real is None:
+            return y_fake
+        y_real = y_real[:y_fake.shape[0]].astype(jnp.int32)
+        return jnp.where(y_real >= 0, y_real, y_fake)
+
     def generate(params, collections, z, y):
         return apply_module(G, params, collections, z, train=True, y=y)
 
@@ -449,6 +462,7 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
             k_z, k_pen = jax.random.split(jax.random.fold_in(k_d, i))
             k_real, k_fake, k_pen_d = jax.random.split(jax.random.fold_in(k_z, _AUGMENT_SALT), 3)
             z, y_fake = latent(k_z, b)
+            y_fake = data_labels(y_fake, y_real)
             # G runs in training mode as in the G update, but its statistics are only kept there.
             fake, _ = generate(g_params, state.g_state, z, y_fake)
             fake = lax.stop_gradient(fake)
@@ -502,6 +516,7 @@ def make_train_step(config: ConfigDict, gan: GANDef, *, axis_name: str | None = 
         k_real, k_fake = jax.random.split(jax.random.fold_in(k_g, _AUGMENT_SALT))
         x_real = x_all[-1]
         y_real = y_all[-1] if labelled else None
+        y_fake = data_labels(y_fake, y_real)
 
         def g_grad(g_params, d_params, d_state):
             # G's loss, its updated collections and extra metrics, and its gradient, against D's

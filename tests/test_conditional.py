@@ -290,3 +290,25 @@ def test_acgan_step_reads_the_labels():
     out, _ = apply_module(gan.discriminator, a.d_params, a.d_state, batch['x'][0], train=False)
     probs = make_classify_fn(gan)(a.d_params, a.d_state, batch['x'][0])
     np.testing.assert_allclose(probs, jax.nn.softmax(out['class_logits']), rtol=1e-6)
+
+
+@pytest.mark.parametrize('fake_labels', ['uniform', 'data'])
+def test_fakes_take_the_real_batch_classes_when_asked(fake_labels):
+    """With train.fake_labels='data' every fake of an update is of its real batch's classes: a
+    batch of class 2 only leaves the projection embeddings of other classes untouched (D and G
+    updates, gradient penalty included), while uniform fakes reach them."""
+    config = tiny_config('mlp', model__conditional=True, model__d_head='projection',
+                         train__fake_labels=fake_labels, penalty__name='wgan_gp',
+                         loss__name='wasserstein', data__batch_size=8)
+    gan = build_gan(config, VECTOR, K)
+    state = create_state(config, gan)
+    batch = random_batch(config, VECTOR)
+    batch['label'] = np.full_like(batch['label'], 2)
+    new, _ = jax.jit(make_train_step(config, gan))(state, batch)
+    moved = np.any(np.asarray(new.d_params['class_embed']['embedding'])
+                   != np.asarray(state.d_params['class_embed']['embedding']), axis=1)
+    assert moved[2]
+    if fake_labels == 'data':
+        assert not moved[np.arange(K) != 2].any()
+    else:
+        assert moved[np.arange(K) != 2].any()

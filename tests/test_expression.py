@@ -227,6 +227,8 @@ def test_conditional_run_trains_evaluates_and_writes_cells(tmp_path, capsys):
     result = json.load(open(workdir / 'eval' / 'step_0000006.json'))
     assert os.path.getsize(result['figure']) > 10_000
     assert set(result['per_type']) == set(TYPES)
+    # train.fake_labels='data': the evaluated samples have the held-out cells' types.
+    assert all(r['generated_cells'] == r['real_cells'] for r in result['per_type'].values())
     assert result['per_type']['T cell']['real_markers'] == ['G2']
     # Real vs real: the same metrics, and a classifier barely beats chance on them.
     assert set(result['real_vs_real']) == set(result['generator'])
