@@ -27,6 +27,12 @@ _CHOICES = {
     'parallel.strategy': ('jit', 'pmap'),
     'parallel.distributed': ('auto', 'on', 'off'),
     'eval.features': ('auto', 'raw', 'classifier', 'inception'),
+    # DNA FASTA data (ganjax/data/fasta.py) and its sample files.
+    'data.seq_long': ('error', 'random_crop', 'centre_crop', 'skip'),
+    'data.seq_short': ('error', 'pad', 'skip'),
+    'data.seq_pad': ('A', 'C', 'G', 'T', 'N'),
+    'data.seq_ambiguous': ('skip', 'uniform'),
+    'data.seq_decode': ('argmax', 'sample'),
 }
 
 
@@ -268,7 +274,8 @@ _NON_NEGATIVE = ('optim.g_lr', 'optim.d_lr', 'optim.optimism', 'loss.weight_clip
                  'parallel.num_processes', 'parallel.fsdp_min_size', 'eval.every',
                  'optim.schedule_steps', 'data.workers', 'loss.class_weight',
                  'data.num_labels', 'data.label_seed', 'data.labelled_batch_size', 'data.crop_size',
-                 'data.train_examples', 'sweep.num_random', 'sweep.members_per_pass')
+                 'data.train_examples', 'sweep.num_random', 'sweep.members_per_pass',
+                 'data.seq_length')
 # [0, 1): decay rates, where 1 would freeze an average and more would make it diverge.
 _UNIT_INTERVAL = {
     'optim.b1': "Adam's beta1, SGD's momentum",

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ganjax.data.embedded import build_mnist_5k
+from ganjax.data.fasta import build_fasta
 from ganjax.data.image_folder import build_image_folder
 from ganjax.data.iterator import BatchIterator
 from ganjax.data.labels import PartialLabels, with_partial_labels
@@ -30,6 +31,7 @@ DATASETS: dict[str, Callable[[Any, str], Source]] = {
     'tfds': build_tfds,
     'image_folder': build_image_folder,
     'csv': build_csv,
+    'fasta': build_fasta,
     'ring8': build_ring8,
     'grid25': build_grid25,
 }

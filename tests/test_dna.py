@@ -1,0 +1,115 @@
+"""DNA sequences: the FASTA source, the planted-motif data, the 1D ResNet, FASTA samples and the
+sequence metrics."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip('Bio')
+
+from ganjax.config import default_config  # noqa: E402
+from ganjax.data import build_source, fasta, prepare_dna  # noqa: E402
+from ganjax.errors import ConfigError, DataError  # noqa: E402
+
+
+def _write(path, text):
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(text)
+    return str(path)
+
+
+def _data_config(path, **keys):
+    config = default_config().data
+    config.name = 'fasta'
+    config.path = str(path)
+    config.eval_fraction = 0.25
+    for k, v in keys.items():
+        config[k] = v
+    return config
+
+
+def _all(config):
+    """Both splits' sequences as strings, and their labels, sorted by record id."""
+    rows = []
+    for split in ('train', 'eval'):
+        source = build_source(config, split)
+        batch = source.get_batch(np.arange(len(source)))
+        rows += zip(source.ids, fasta.to_strings(fasta.decode(batch['x'])), batch['label'])
+    return sorted(rows)
+
+
+def test_fasta_policies_labels_and_encoding(tmp_path):
+    path = _write(tmp_path / 'a.fa', '>r1 cls=up\nACGTACGT\n>r2 cls=down\nacgtTTTTGG\n'
+                  '>r3 cls=up\nACG\n>r4 cls=down\nACNTACGT\n>r5 cls=up\nACGUacgt\n')
+    config = _data_config(path, seq_length=8, seq_long='centre_crop', seq_short='pad',
+                          seq_pad='N', seq_ambiguous='skip', seq_label_regex=r'cls=(\w+)')
+    rows = _all(config)
+    # r2 is centre-cropped (2 extra bases: one off each end), r3 padded with no-base rows (N),
+    # r4 skipped for its N, soft-masked and U bases read as A/C/G/T.
+    assert [r[:2] for r in rows] == [('r1', 'ACGTACGT'), ('r2', 'cgtTTTTG'.upper()),
+                                     ('r3', 'ACGNNNNN'), ('r5', 'ACGTACGT')]
+    assert [r[2] for r in rows] == [1, 0, 1, 1]  # classes sorted: down = 0, up = 1
+    source = build_source(config, 'train')
+    assert source.dtype == np.uint8 and source.data_shape == (8, 4)
+    assert source.scaling.kind == 'one_hot' and source.domain == 'sequence'
+    assert source.class_names == ('down', 'up') and source.skipped == {'ambiguous': 1}
+    # Uniform N: the N becomes one of A/C/G/T, the same in every build; random crops are seeded.
+    table = _write(tmp_path / 'labels.tsv', 'id\tlabel\nr1\tx\nr2\ty\nr3\tx\nr4\ty\nr5\tx\n')
+    config = _data_config(path, seq_length=8, seq_long='random_crop', seq_short='skip',
+                          seq_ambiguous='uniform', seq_label_table=table)
+    rows = _all(config)
+    assert [r[0] for r in rows] == ['r1', 'r2', 'r4', 'r5']
+    assert rows[2][1][:2] == 'AC' and rows[2][1][2] in 'ACGT' and rows[2][1][3:] == 'TACGT'
+    assert rows[1][1] in {'acgtTTTTGG'.upper()[i:i + 8] for i in range(3)}
+    assert [r[2] for r in rows] == [0, 1, 1, 0]
+    fasta._cached.cache_clear()
+    assert _all(config) == rows
+
+
+def test_bad_fasta_files_get_clear_errors(tmp_path):
+    cases = [
+        ('missing.fa', None, {}, DataError, 'does not exist'),
+        ('empty.fa', '', {}, DataError, 'holds no records'),
+        ('noheader.fa', 'ACGT\n>r1\nACGT\n', {}, DataError, "line 1: expected a header line"),
+        ('bad.fa', '>r1\nACGT\n>r2 x\nAC-T\n', {}, DataError, "record 'r2', position 3: "
+                                                               "character '-'"),
+        ('ragged.fa', '>r1\nACGT\n>r2\nACGTA\n', {}, DataError, "record 'r2': length 5 is longer"),
+        ('short.fa', '>r1\nACGT\n>r2\nACG\n', {}, DataError, "record 'r2': length 3 is shorter"),
+        ('nolabel.fa', '>r1 a\nACGT\n', {'seq_label_regex': r'cls=(\w)'}, DataError,
+         'does not match its header'),
+        ('policy.fa', '>r1\nACGT\n', {'seq_long': 'trim'}, ConfigError, 'data.seq_long'),
+    ]
+    for name, text, keys, error, message in cases:
+        path = tmp_path / name if text is None else _write(tmp_path / name, text)
+        with pytest.raises(error, match=message) as info:
+            build_source(_data_config(path, **keys), 'train')
+        assert name in str(info.value) or error is ConfigError
+
+
+def test_prepare_plants_motifs_at_their_rates(tmp_path):
+    def load(matrix_id, release):
+        del release
+        consensus = {'M1': 'GGGGGGGG', 'M2': 'TTTTTT'}[matrix_id]
+        return matrix_id.lower(), np.eye(4)[['ACGT'.index(b) for b in consensus]] * 10
+    plants = (prepare_dna.Plant('M1', 0.5, (2, 6)), prepare_dna.Plant('M2', 0.2, (20, 24)))
+    paths = prepare_dna.prepare(str(tmp_path), num=400, length=32, gc=0.4, plants=plants,
+                                load=load)
+    with open(paths['planted'], encoding='utf-8') as f:
+        truth = json.load(f)
+    config = _data_config(paths['fasta'], eval_fraction=0.1)
+    rows = _all(config)
+    assert len(rows) == 400 and all(len(r[1]) == 32 for r in rows)
+    for motif, consensus in (('M1', 'GGGGGGGG'), ('M2', 'TTTTTT')):
+        starts = {s['id']: s['planted'].get(motif) for s in truth['sequences']}
+        for rid, seq, _ in rows:
+            if starts[rid] is not None:
+                assert seq[starts[rid]:starts[rid] + len(consensus)] == consensus
+        share = np.mean([v is not None for v in starts.values()])
+        assert abs(share - {'M1': 0.5, 'M2': 0.2}[motif]) < 0.08
+    assert build_source(config, 'eval').motif_file == os.path.join(str(tmp_path), 'planted.json')
+    with pytest.raises(ConfigError, match='overlap'):
+        prepare_dna.prepare(str(tmp_path), num=4, length=32, plants=(
+            prepare_dna.Plant('M1', 0.5, (2, 6)), prepare_dna.Plant('M2', 0.5, (8, 9))),
+            load=load)
