@@ -33,6 +33,7 @@ _CHOICES = {
     'data.seq_pad': ('A', 'C', 'G', 'T', 'N'),
     'data.seq_ambiguous': ('skip', 'uniform'),
     'data.seq_decode': ('argmax', 'sample'),
+    'model.seq_output': ('softmax', 'gumbel_softmax'),
 }
 
 
@@ -267,7 +268,8 @@ _POSITIVE = ('model.latent_dim', 'model.g_features', 'model.d_features', 'model.
              'train.num_samples', 'penalty.interval', 'train.steps_per_call', 'parallel.fsdp',
              'data.on_device_max_mb', 'eval.num_samples', 'eval.batch_size', 'optim.eps',
              'data.threads', 'data.crops_per_image', 'augment.ada_interval',
-             'augment.ada_kimg', 'sweep.member_devices')
+             'augment.ada_kimg', 'sweep.member_devices', 'model.res_blocks',
+             'model.kernel_size', 'model.res_scale', 'model.temperature')
 _NON_NEGATIVE = ('optim.g_lr', 'optim.d_lr', 'optim.optimism', 'loss.weight_clip',
                  'penalty.weight', 'optim.grad_clip_norm', 'optim.weight_decay', 'data.prefetch',
                  'data.image_size', 'data.channels', 'parallel.num_devices',

@@ -27,7 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.imports = ()
 
     config.model = ml_collections.ConfigDict()
-    config.model.arch = 'dcgan'  # ganjax.models.ARCHITECTURES: mlp | dcgan | resnet
+    config.model.arch = 'dcgan'  # ganjax.models.ARCHITECTURES: mlp | dcgan | resnet | resnet1d
     config.model.latent_dim = 100
     config.model.g_features = 64  # base width of G (DCGAN ngf, ResNet channels, MLP hidden units)
     config.model.d_features = 64  # base width of D
@@ -42,6 +42,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.g_spectral_norm = False
     config.model.d_spectral_norm = False
     config.model.output_activation = 'tanh'  # tanh | none (G's last layer)
+    # arch='resnet1d' (DNA, Killoran et al. 2017 / FBGAN): residual blocks, their conv width and
+    # the weight of their residual branch; G's output softmax | gumbel_softmax, the logits divided
+    # by `temperature`. Channels are g_features / d_features.
+    config.model.res_blocks = 5
+    config.model.kernel_size = 5
+    config.model.res_scale = 0.3
+    config.model.seq_output = 'softmax'
+    config.model.temperature = 1.0
     config.model.param_dtype = 'float32'  # storage dtype of parameters (see `precision`)
     # Class-conditional G and D over the dataset's classes; needs labelled data.
     config.model.conditional = False

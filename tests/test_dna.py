@@ -113,3 +113,32 @@ def test_prepare_plants_motifs_at_their_rates(tmp_path):
         prepare_dna.prepare(str(tmp_path), num=4, length=32, plants=(
             prepare_dna.Plant('M1', 0.5, (2, 6)), prepare_dna.Plant('M2', 0.5, (8, 9))),
             load=load)
+
+
+def test_resnet1d_trains_and_its_outputs_are_base_probabilities():
+    import jax
+    import jax.numpy as jnp
+
+    from ganjax.models import build_models
+    from tests.util import tiny_config, train_steps
+
+    config = tiny_config('resnet1d', loss__name='wasserstein', penalty__name='wgan_gp',
+                         model__g_norm='none', model__d_norm='none')
+    _, state, metrics = train_steps(config, (16, 4), steps=1)
+    assert np.isfinite(metrics['d_loss']) and np.isfinite(metrics['g_loss'])
+    z = jax.random.normal(jax.random.PRNGKey(0), (3, 8))
+    y = jnp.array([0, 1, 2])
+    for output, classes in (('softmax', 0), ('gumbel_softmax', 3)):
+        config.model.seq_output = output
+        config.model.g_conditioning = 'concat'
+        g, d = build_models(config.model, (16, 4), classes)
+        g_vars = g.init(jax.random.PRNGKey(1), z, y, train=False)
+        x = g.apply(g_vars, z, y, train=False)
+        assert x.shape == (3, 16, 4)
+        np.testing.assert_allclose(np.sum(x, -1), 1.0, rtol=1e-5)
+        # A function of z: the same z gives the same sample, Gumbel noise included.
+        np.testing.assert_array_equal(x, g.apply(g_vars, z, y, train=False))
+        out = d.apply(d.init(jax.random.PRNGKey(2), x, y, train=False), x, y, train=False)
+        assert out['logit'].shape == (3,)
+    with pytest.raises(ConfigError, match='resnet1d'):
+        build_models(config.model, (16, 16, 4))

@@ -28,6 +28,7 @@ SHAPES = {
     'mlp': [(2,), (16,), (28, 28, 1)],
     'dcgan': [(28, 28, 1), (32, 32, 3), (64, 64, 3), (64, 4)],
     'resnet': [(32, 32, 3), (64, 4)],
+    'resnet1d': [(16, 4)],
 }
 CASES = [(arch, shape) for arch in SHAPES for shape in SHAPES[arch]]
 
