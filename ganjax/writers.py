@@ -42,7 +42,10 @@ class SampleWriter(Protocol):
 
 #: Lower-case extension (with its dot) -> 'module:function' of its writer, imported only when
 #: used (the CLI starts without importing every data kind's dependencies).
-SAMPLE_WRITERS: dict[str, str] = {}
+SAMPLE_WRITERS: dict[str, str] = {
+    '.fa': 'ganjax.data.fasta:write_fasta',
+    '.fasta': 'ganjax.data.fasta:write_fasta',
+}
 
 
 def writer_for(extension: str) -> SampleWriter | None:

@@ -142,3 +142,74 @@ def test_resnet1d_trains_and_its_outputs_are_base_probabilities():
         assert out['logit'].shape == (3,)
     with pytest.raises(ConfigError, match='resnet1d'):
         build_models(config.model, (16, 16, 4))
+
+
+def test_sequence_metrics_motif_rates_scan_and_memorisation():
+    from Bio import motifs
+    from Bio.Seq import Seq
+
+    from ganjax.metrics import sequence
+
+    rng = np.random.default_rng(0)
+    # The vectorised PWM scan equals Biopython's PSSM scores on both strands.
+    counts = rng.integers(0, 20, size=(7, 4)).astype(float)
+    counts[:, 3] += 100 - counts.sum(1)  # equal column totals: the pseudocounts then agree
+    weights = sequence.pwm(counts)
+    pssm = motifs.Motif(alphabet='ACGT', counts={b: counts[:, i].tolist() for i, b in
+                                                  enumerate('ACGT')}).counts.normalize(
+        pseudocounts=sequence.PSEUDOCOUNT * 100).log_odds()
+    seqs = [''.join(rng.choice(list('ACGT'), 30)) for _ in range(3)]
+    idx = np.array([['ACGT'.index(c) for c in s] for s in seqs])
+    scores = sequence.pwm_scores(idx, weights)
+    for n, s in enumerate(seqs):
+        np.testing.assert_allclose(scores[0, n], pssm.calculate(Seq(s)), atol=1e-4)
+        np.testing.assert_allclose(scores[1, n], pssm.reverse_complement().calculate(Seq(s)),
+                                   atol=1e-4)
+    # Known planted rates: a motif (absent from the A/T background) in 30% of the real and 60%
+    # of the scored sequences (and its reverse, no hit, in others); a second motif nowhere.
+    def make(n, share, pos):
+        x = rng.choice([0, 3], size=(n, 40))
+        hit = np.arange(n) < int(share * n)
+        x[hit, pos:pos + 6] = [2, 2, 1, 2, 1, 1]  # GGCGCC
+        x[hit[::-1] & ~hit, 20:26] = [2, 2, 1, 2, 1, 1][::-1]  # not a hit: reversed, not RC
+        return np.eye(4, dtype=np.uint8)[x]
+    ggcgcc = np.eye(4)[[2, 2, 1, 2, 1, 1]] * 50
+    cccccc = np.eye(4)[[1] * 6] * 50
+    real, fake = make(200, 0.3, 5), make(100, 0.6, 30)
+    metric = sequence.SequenceMetrics([('GGC/GCC', ggcgcc), ('C6', cccccc)], real)
+    out = metric(real, None, fake, None)
+    assert set(out) == set(metric.names(0))
+    assert out['motif_GGC_GCC_share'] == pytest.approx(0.6)
+    assert out['motif_GGC_GCC_share_diff'] == pytest.approx(0.3)
+    assert out['motif_GGC_GCC_pos_js'] == pytest.approx(1.0)  # starts 5 vs 30: disjoint
+    assert out['motif_C6_share'] == 0.0
+    assert out['gc_w1'] > 0 and 0 < out['kmer_js_1'] < 1
+    # Real against itself: every distance 0, every sequence a copy of a training one.
+    same = metric(real, None, real, None)
+    assert same['kmer_js_mean'] == 0 and same['gc_w1'] == 0 and same['homopolymer_js'] == 0
+    assert same['nn_train_copies'] == 1.0 and same['nn_train_hamming'] == 0.0
+    assert out['nn_train_hamming'] > 0
+    # Homopolymer runs and GC by hand.
+    assert sequence.homopolymer_runs(np.array([[0, 0, 1, 1, 1, 2, -1, 2]]))[:3].tolist() == [
+        2, 1, 1]
+    assert sequence.gc_content(np.array([[0, 1, 2, -1]]))[0] == pytest.approx(2 / 3)
+
+
+def test_fasta_writer_argmax_and_sampled(tmp_path):
+    from ganjax import writers
+
+    config = default_config()
+    probs = np.array([[[0.1, 0.7, 0.1, 0.1], [0.0, 0.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.5]]] * 200,
+                     np.float32)
+    write = writers.writer_for('.FA')
+    detail = write(str(tmp_path / 'a.fa'), probs[:2], np.array([1, 0]), ('lo', 'hi'), config, 0)
+    assert 'argmax' in detail
+    assert open(tmp_path / 'a.fa').read() == ('>sample_000000 decode=argmax class=hi\nCNA\n'
+                                              '>sample_000001 decode=argmax class=lo\nCNA\n')
+    config.data.seq_decode = 'sample'
+    write(str(tmp_path / 'b.fasta'), probs, None, (), config, 7)
+    records = fasta.read_records(str(tmp_path / 'b.fasta'))
+    assert records[0][1] == 'sample_000000 decode=sample seed=7'
+    seqs = [r[2] for r in records]
+    assert {s[1] for s in seqs} == {'N'} and {s[2] for s in seqs} == {'A', 'T'}
+    assert 0.3 < np.mean([s[0] == 'C' for s in seqs]) < 0.95

@@ -453,3 +453,66 @@ def load_planted(path: str) -> dict[str, Any]:
     """Reads a `planted.json` (see `ganjax.data.prepare_dna`)."""
     with open(path, encoding='utf-8') as f:
         return json.load(f)
+
+
+def sample_bases(x: np.ndarray, decode_mode: str, seed: int) -> np.ndarray:
+    """Per-base probabilities -> base indices, by argmax or by drawing from them.
+
+    Args:
+        x: [N, L, 4] probabilities (or any non-negative weights: rows are normalised).
+        decode_mode: 'argmax' (the most probable base) or 'sample' (one draw per position).
+        seed: the seed of the draws.
+
+    Returns:
+        int8 [N, L]; -1 where a row is all zero.
+    """
+    if decode_mode == 'argmax':
+        return decode(x)
+    if decode_mode != 'sample':
+        raise ConfigError(f"data.seq_decode={decode_mode!r} is not one of ['argmax', 'sample']")
+    x = np.clip(np.asarray(x, np.float64), 0, None)
+    total = x.sum(-1, keepdims=True)
+    cdf = np.cumsum(x / np.where(total > 0, total, 1), axis=-1)
+    u = np.random.default_rng([seed, 0xFA]).random(x.shape[:-1] + (1,))
+    index = np.minimum((u > cdf).sum(-1), 3).astype(np.int8)
+    return np.where(total[..., 0] > 0, index, np.int8(-1))
+
+
+def write_fasta(out: str, x: np.ndarray, labels: np.ndarray | None,
+                class_names: tuple[str, ...], config: Any, seed: int) -> str:
+    """The `ganjax sample --out x.fa` writer (`ganjax.writers.SampleWriter`).
+
+    Each sample becomes a record `>sample_NNNNNN decode=argmax` (or `decode=sample seed=S`,
+    plus ` class=NAME` for a conditional generator), its bases decoded from the generator's
+    probabilities as data.seq_decode says; an all-zero row is written 'N'.
+
+    Args:
+        out: the file.
+        x: [N, L, 4] probabilities in the data's units.
+        labels: the classes generated for, or None.
+        class_names: the run's class names.
+        config: the run's config (data.seq_decode).
+        seed: the sampling seed (draws of decode='sample').
+
+    Returns:
+        One line saying how the bases were decoded.
+    """
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[-1] != len(BASES):
+        raise ConfigError(f'--out {out}: FASTA holds DNA sequences [length, 4]; the run\'s '
+                          f'samples have shape {x.shape[1:]}')
+    mode = str(source_lib.config_value(config.data, 'seq_decode', 'argmax'))
+    seqs = to_strings(sample_bases(x, mode, seed))
+    how = f'decode={mode}' + (f' seed={seed}' if mode == 'sample' else '')
+    tmp = out + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        for i, seq in enumerate(seqs):
+            label = '' if labels is None else (
+                f' class={class_names[labels[i]] if labels[i] < len(class_names) else labels[i]}')
+            f.write(f'>sample_{i:06d} {how}{label}\n{seq}\n')
+    os.replace(tmp, out)
+    return (f'FASTA: {len(seqs)} sequences of {x.shape[1]} bases, '
+            + ('the most probable base at each position (data.seq_decode=argmax)'
+               if mode == 'argmax' else
+               f'each base drawn from the generator\'s probabilities with seed {seed} '
+               '(data.seq_decode=sample)'))

@@ -16,6 +16,13 @@ METRIC_GOALS = {
     # data (constant over a run: the ceiling beside it), and the mean per-class FID.
     # The per-class values fid_class_<k> are reported too but have no goal: the mean chooses.
     'cond_acc': 'max', 'real_acc': 'max', 'fid_per_class': 'min',
+    # DNA sequences (ganjax.metrics.sequence): distances to the held-out sequences' k-mer
+    # spectra, GC content, homopolymer runs and motif-hit shares. The per-motif values and the
+    # memorisation distances (nn_train_*: larger is not better, noise is far from everything)
+    # are reported without a goal.
+    'kmer_js_1': 'min', 'kmer_js_2': 'min', 'kmer_js_3': 'min', 'kmer_js_4': 'min',
+    'kmer_js_5': 'min', 'kmer_js_6': 'min', 'kmer_js_mean': 'min', 'gc_w1': 'min',
+    'homopolymer_js': 'min', 'motif_share_diff_mean': 'min',
 }
 
 
