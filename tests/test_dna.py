@@ -142,6 +142,14 @@ def test_resnet1d_trains_and_its_outputs_are_base_probabilities():
         assert out['logit'].shape == (3,)
     with pytest.raises(ConfigError, match='resnet1d'):
         build_models(config.model, (16, 16, 4))
+    # The convs are Dense layers on unfolded windows: equal to a 'SAME' convolution.
+    from ganjax.models.resnet1d import unfold
+    h = jax.random.normal(jax.random.PRNGKey(3), (2, 9, 3))
+    for width in (1, 4, 5):
+        kernel = jax.random.normal(jax.random.PRNGKey(width), (width, 3, 6))
+        conv = jax.lax.conv_general_dilated(h, kernel, (1,), 'SAME',
+                                            dimension_numbers=('NWC', 'WIO', 'NWC'))
+        np.testing.assert_allclose(unfold(h, width) @ kernel.reshape(-1, 6), conv, atol=1e-5)
 
 
 def test_sequence_metrics_motif_rates_scan_and_memorisation():
