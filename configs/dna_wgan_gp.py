@@ -7,6 +7,9 @@ Run (from the repository root; `pip install 'ganjax[dna]'` first):
     ganjax eval --workdir runs/dna_wgan_gp
     ganjax sample --workdir runs/dna_wgan_gp --out samples.fa --num 1000
 
+Expected result: see benchmarks/results/dna/README.md (the run on a 2-core CPU was shortened
+and narrowed: this full-width model takes seconds per step there).
+
 Killoran, Lee, Delong, Duvenaud and Frey, "Generating and designing DNA with deep generative
 models" (2017, https://arxiv.org/abs/1712.06148): WGAN-GP (lambda 10, 5 critic steps per G step),
 Adam 1e-4 with betas (0.5, 0.9), batch 64, latent 100, G and D of 5 residual blocks of 100
@@ -27,9 +30,6 @@ Evaluation (eval.features='raw': the one-hot sequences are the feature vectors, 
 trained classifier for DNA) adds the sequence metrics of ganjax/metrics/sequence.py: k-mer
 spectrum distances, GC content, homopolymer runs, motif-hit shares per motif and their positional
 profile, and the nearest-training-sequence distance, beside the real-vs-real floor.
-
-Expected result: see benchmarks/results/dna/README.md (the run on a 2-core CPU was shortened
-and narrowed: this full-width model takes seconds per step there).
 """
 
 from ganjax import default_config as default
