@@ -4,8 +4,9 @@
     python benchmarks/dna_results.py --workdir runs/dna_wgan_gp --out benchmarks/results/dna
 
 Writes OUT/metrics.json (the evaluation: `ganjax.evaluate.evaluate`), OUT/metrics.md (the
-tables), OUT/base_frequencies.png (per-position frequency of each base, held-out vs generated)
-and, when logomaker is installed (`ganjax[dna]`), OUT/logos.png (the same as sequence logos of
+tables), OUT/base_frequencies.png (per-position frequency of each base, held-out vs generated),
+OUT/kmer_scatter.png (3- and 6-mer frequencies, generated against held-out) and, when
+logomaker is installed (`ganjax[dna]`), OUT/logos.png (the same as sequence logos of
 information content).
 """
 
@@ -59,6 +60,31 @@ def plot_frequencies(real: np.ndarray, fake: np.ndarray, motifs: list, path: str
         ax.set_title(title, fontsize=10)
     axes[0].legend(ncol=4, fontsize=8, loc='upper right')
     axes[1].set_xlabel('position (0-based); shaded: the planted motifs\' windows')
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_kmer_scatter(real: np.ndarray, fake: np.ndarray, path: str, ks=(3, 6)) -> None:
+    """k-mer frequencies, generated against held-out, one panel per k (log scales)."""
+    import matplotlib  # noqa: PLC0415
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    fig, axes = plt.subplots(1, len(ks), figsize=(5 * len(ks), 4.6), dpi=100)
+    for ax, k in zip(np.atleast_1d(axes), ks):
+        r = sequence.kmer_spectrum(real, k).astype(float)
+        f = sequence.kmer_spectrum(fake, k).astype(float)
+        r, f = r / r.sum(), f / f.sum()
+        floor = 0.5 / max(r.size, 1) / 100
+        ax.scatter(np.maximum(r, floor), np.maximum(f, floor), s=4, alpha=0.4)
+        lo, hi = floor, max(r.max(), f.max()) * 1.5
+        ax.plot([lo, hi], [lo, hi], color='grey', lw=0.8)
+        ax.set_xscale('log')
+        ax.set_yscale('log')
+        ax.set_xlabel(f'held-out {k}-mer frequency')
+        ax.set_ylabel(f'generated {k}-mer frequency')
+        ax.set_title(f'{k}-mers (JS distance {sequence.js_distance(r, f):.3f}; zeros drawn at '
+                     'the floor)', fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -127,10 +153,11 @@ def main(argv=None) -> int:
     real_freq, fake_freq = frequencies(real), frequencies(fake)
     plot_frequencies(real_freq, fake_freq, planted['motifs'],
                      os.path.join(args.out, 'base_frequencies.png'))
+    plot_kmer_scatter(real, fake, os.path.join(args.out, 'kmer_scatter.png'))
     logos = plot_logos(real_freq, fake_freq, os.path.join(args.out, 'logos.png'))
     print('\n'.join(rows))
     print(evaluate.format_table(result))
-    print(f"-> {args.out}/metrics.json, metrics.md, base_frequencies.png"
+    print(f"-> {args.out}/metrics.json, metrics.md, base_frequencies.png, kmer_scatter.png"
           + (', logos.png' if logos else ' (no logomaker: no logos)'))
     return 0
 
