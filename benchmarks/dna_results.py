@@ -58,7 +58,7 @@ def plot_frequencies(real: np.ndarray, fake: np.ndarray, motifs: list, path: str
         ax.set_ylim(0, 1)
         ax.set_ylabel('frequency')
         ax.set_title(title, fontsize=10)
-    axes[0].legend(ncol=4, fontsize=8, loc='upper right')
+    axes[0].legend(fontsize=8, loc='center left', bbox_to_anchor=(1.0, 0.5))
     axes[1].set_xlabel('position (0-based); shaded: the planted motifs\' windows')
     fig.tight_layout()
     fig.savefig(path)
@@ -101,11 +101,14 @@ def plot_logos(real: np.ndarray, fake: np.ndarray, path: str) -> bool:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt  # noqa: PLC0415
     fig, axes = plt.subplots(2, 1, figsize=(14, 4), dpi=100)
-    for ax, freq, title in ((axes[0], real, 'held-out (real)'), (axes[1], fake, 'generated')):
-        df = logomaker.transform_matrix(pd.DataFrame(freq, columns=list('ACGT')),
-                                        from_type='probability', to_type='information')
+    frames = [logomaker.transform_matrix(pd.DataFrame(freq, columns=list('ACGT')),
+                                         from_type='probability', to_type='information')
+              for freq in (real, fake)]
+    # One scale for both (the information of a position of these data is far below 2 bits).
+    top = max(0.1, max(float(df.sum(axis=1).max()) for df in frames) * 1.1)
+    for ax, df, title in zip(axes, frames, ('held-out (real)', 'generated')):
         logomaker.Logo(df, ax=ax, color_scheme='classic')
-        ax.set_ylim(0, 2)
+        ax.set_ylim(0, top)
         ax.set_ylabel('bits')
         ax.set_title(title, fontsize=10)
     fig.tight_layout()

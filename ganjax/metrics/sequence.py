@@ -18,7 +18,8 @@ held-out sequences:
     motif_<name>_share_diff |share - the held-out share|; motif_share_diff_mean over motifs.
     motif_<name>_pos_js     JS distance between where the best hits of the two sets start.
     nn_train_hamming        memorisation: mean over the scored sequences of the Hamming distance
-                            (as a fraction of the length) to the nearest training sequence;
+                            (as a fraction of the length) to the nearest training sequence (among
+                            up to MAX_TRAIN_NEIGHBOURS of them);
                             nn_train_copies the share at distance 0; nn_train_hamming_heldout
                             the same mean for the held-out sequences (what an unmemorised
                             generator should show). For the real-vs-real floor the scored set is
@@ -45,6 +46,9 @@ RELATIVE_THRESHOLD = 0.8
 PSEUDOCOUNT = 0.01
 #: Homopolymer runs this long or longer are pooled in one bin.
 MAX_RUN = 10
+#: The memorisation distance looks among at most this many training sequences (a seeded random
+#: subset of a larger split), which bounds its memory and time.
+MAX_TRAIN_NEIGHBOURS = 50_000
 
 
 def js_distance(p: np.ndarray, q: np.ndarray) -> float:
@@ -268,7 +272,7 @@ class SequenceMetrics:
         return out
 
 
-def nearest_hamming(idx: np.ndarray, train: np.ndarray, chunk: int = 512) -> np.ndarray:
+def nearest_hamming(idx: np.ndarray, train: np.ndarray, chunk: int = 0) -> np.ndarray:
     """Hamming distance (a fraction of the length) from each sequence to its nearest training one.
 
     Matches are counted as a product of one-hot matrices (a no-base position matches nothing).
@@ -276,7 +280,7 @@ def nearest_hamming(idx: np.ndarray, train: np.ndarray, chunk: int = 512) -> np.
     Args:
         idx: base indices [N, L].
         train: base indices [T, L].
-        chunk: sequences per product (bounds memory at chunk x T).
+        chunk: sequences per product (0: as many as keep a product under 2^24 entries).
 
     Returns:
         float64 [N] in [0, 1].
@@ -285,6 +289,7 @@ def nearest_hamming(idx: np.ndarray, train: np.ndarray, chunk: int = 512) -> np.
     eye = np.concatenate([np.eye(4, dtype=np.float32), np.zeros((1, 4), np.float32)])
     t = eye[np.where(train < 0, 4, train)].reshape(len(train), -1)
     out = np.empty(len(idx))
+    chunk = chunk or max(1, (1 << 24) // max(len(train), 1))
     for i in range(0, len(idx), chunk):
         q = eye[np.where(idx[i:i + chunk] < 0, 4, idx[i:i + chunk])].reshape(
             len(idx[i:i + chunk]), -1)
@@ -317,5 +322,8 @@ def build(source: Any, config: Any) -> SequenceMetrics:
     """The DOMAIN_METRICS['sequence'] entry: motifs of the data, and its training split."""
     from ganjax import data  # noqa: PLC0415 (the metrics package imports no data at load)
     train = data.build_source(config.data, 'train')
-    x = train.get_batch(np.arange(len(train)))['x']
+    index = np.arange(len(train))
+    if len(index) > MAX_TRAIN_NEIGHBOURS:
+        index = np.sort(np.random.default_rng(0).permutation(len(index))[:MAX_TRAIN_NEIGHBOURS])
+    x = train.get_batch(index)['x']
     return SequenceMetrics(source_motifs(source, config), x)
