@@ -120,7 +120,7 @@ def test_resnet1d_trains_and_its_outputs_are_base_probabilities():
     import jax.numpy as jnp
 
     from ganjax.models import build_models
-    from tests.util import tiny_config, train_steps
+    from util import tiny_config, train_steps
 
     config = tiny_config('resnet1d', loss__name='wasserstein', penalty__name='wgan_gp',
                          model__g_norm='none', model__d_norm='none')
@@ -221,3 +221,34 @@ def test_fasta_writer_argmax_and_sampled(tmp_path):
     seqs = [r[2] for r in records]
     assert {s[1] for s in seqs} == {'N'} and {s[2] for s in seqs} == {'A', 'T'}
     assert 0.3 < np.mean([s[0] == 'C' for s in seqs]) < 0.95
+
+
+def test_torch_peer_computes_ganjax_resnet1d():
+    torch = pytest.importorskip('torch')
+    import importlib.util
+
+    import jax
+
+    from ganjax.models import build_models
+    from util import ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        'torch_dna', os.path.join(ROOT, 'benchmarks', 'peers', 'torch_dna.py'))
+    peer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peer)
+    config = default_config().model
+    config.update(arch='resnet1d', latent_dim=6, g_features=5, d_features=7, res_blocks=2,
+                  kernel_size=3, g_norm='none', d_norm='none')
+    g, d = build_models(config, (9, 4))
+    z = jax.random.normal(jax.random.PRNGKey(0), (3, 6))
+    g_vars = g.init(jax.random.PRNGKey(1), z, train=False)
+    x = g.apply(g_vars, z, train=False)
+    d_vars = d.init(jax.random.PRNGKey(2), x, train=False)
+    logits = d.apply(d_vars, x, train=False)['logit']
+    tg = peer.Generator(6, 5, 9, blocks=2, kernel=3, scale=0.3)
+    td = peer.Critic(7, 9, blocks=2, kernel=3, scale=0.3)
+    peer.load_ganjax_variables(tg, td, g_vars['params'], d_vars['params'])
+    with torch.no_grad():
+        tx = tg(torch.from_numpy(np.array(z)))
+        np.testing.assert_allclose(tx.permute(0, 2, 1).numpy(), x, atol=1e-5)
+        np.testing.assert_allclose(td(tx).numpy(), logits, atol=1e-4)

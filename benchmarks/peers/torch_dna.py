@@ -75,6 +75,45 @@ class Critic(nn.Module):
         return self.logit(self.blocks(self.inp(x)).flatten(1))[:, 0]
 
 
+def load_ganjax_variables(g: Generator, d: Critic, g_params, d_params) -> None:
+    """Copies a ganjax resnet1d pair's parameters into the peer (so both compute one function).
+
+    ganjax keeps sequences as [L, C] (channels fastest) and its convolutions as Dense kernels on
+    the unfolded windows ([k * C_in, C_out], `ganjax.models.resnet1d.conv1d`); PyTorch keeps
+    [C, L] and Conv1d weights [C_out, C_in, k]. Odd kernel widths only (PyTorch's padding k // 2
+    is 'SAME' only for them).
+
+    Args:
+      g, d: the peer's modules.
+      g_params, d_params: ganjax's 'params' collections of G and D.
+    """
+    def t(a):
+        return torch.from_numpy(np.array(a, np.float32))
+
+    def conv(module, p):
+        kernel = np.asarray(p['kernel'])
+        c_out = kernel.shape[1]
+        width = module.weight.shape[2]
+        module.weight.data = t(kernel.reshape(width, -1, c_out).transpose(2, 1, 0))
+        module.bias.data = t(p['bias'])
+
+    channels, length = g.shape
+    # Flat index l * C + c (ganjax's reshape) -> c * L + l (PyTorch's view).
+    order = np.arange(length * channels).reshape(length, channels).T.reshape(-1)
+    g.project.weight.data = t(np.asarray(g_params['project']['kernel'])[:, order].T)
+    g.project.bias.data = t(np.asarray(g_params['project']['bias'])[order])
+    for net, params in ((g, g_params), (d, d_params)):
+        for i, block in enumerate(net.blocks):
+            conv(block.conv0, params[f'block{i}']['conv0'])
+            conv(block.conv1, params[f'block{i}']['conv1'])
+    conv(g.out, g_params['out'])
+    conv(d.inp, d_params['in'])
+    length_d = d.logit.weight.shape[1] // d.inp.weight.shape[0]
+    order_d = np.arange(d.logit.weight.shape[1]).reshape(length_d, -1).T.reshape(-1)
+    d.logit.weight.data = t(np.asarray(d_params['logit']['kernel'])[order_d].T)
+    d.logit.bias.data = t(d_params['logit']['bias'])
+
+
 def check_config(config) -> None:
     """Raises for the config options this peer does not implement."""
     m = config.model
