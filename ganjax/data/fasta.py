@@ -377,21 +377,18 @@ class FastaSource(source_lib.ArraySource):
         ids: the records' ids.
         skipped: {reason: count} of the records the policies left out (whole file).
         motif_file: a `planted.json` beside the file ('' if none).
-        data_config: the data config the source was built from (the metrics rebuild the
-            training split from it, for the memorisation distance).
     """
 
     domain = 'sequence'
     alphabet = BASES
 
     def __init__(self, x: np.ndarray, labels: np.ndarray, *, ids: tuple[str, ...],
-                 skipped: dict[str, int], motif_file: str, data_config: Any, **kwargs: Any):
-        """Args: as `ArraySource`, plus ids, skipped, motif_file and data_config (see above)."""
+                 skipped: dict[str, int], motif_file: str, **kwargs: Any):
+        """Args: as `ArraySource`, plus ids, skipped and motif_file (see above)."""
         super().__init__(x, labels, **kwargs)
         self.ids = tuple(ids)
         self.skipped = dict(skipped)
         self.motif_file = motif_file
-        self.data_config = data_config
         if self.skipped:
             self.description += f'; skipped {_skip_text(self.skipped)} records of the file'
 
@@ -423,7 +420,7 @@ def build_fasta(config: Any, split: str) -> FastaSource:
     return FastaSource(encoded.x[idx], encoded.labels[idx],
                        ids=tuple(encoded.ids[i] for i in idx), skipped=encoded.skipped,
                        motif_file=planted if os.path.isfile(planted) else '',
-                       data_config=config, num_classes=len(encoded.class_names),
+                       num_classes=len(encoded.class_names),
                        name=f'fasta {os.path.basename(opts.path)} {split}',
                        class_names=encoded.class_names, scaling=Scaling.one_hot(np.uint8))
 
