@@ -63,7 +63,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.d_head = 'auto'
 
     config.data = ml_collections.ConfigDict()
-    config.data.name = 'mnist_5k'  # ganjax.data.DATASETS: mnist_5k|tfds|image_folder|csv|fasta|ring8|grid25
+    # ganjax.data.DATASETS: mnist_5k | tfds | image_folder | csv | fasta | ring8 | grid25
+    config.data.name = 'mnist_5k'
     config.data.tfds_name = ''  # for name=tfds: mnist, cifar10, celeb_a, ...
     config.data.data_dir = ''  # tfds data_dir ('' = tfds default, ~/tensorflow_datasets)
     config.data.path = ''  # folder for image_folder, file for csv
