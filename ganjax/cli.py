@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
                              'image file per sample (8-bit: PNG, else TIFF) in a subfolder per '
                              'class named by the class: a data.name=image_folder dataset')
     sample.add_argument('--seed', type=int, default=0, help='seed of the latent noise')
+    sample.add_argument('--decode', choices=('argmax', 'sample'), default=None,
+                        help='FASTA (.fa): the most probable base at each position, or bases '
+                             'drawn from the generator\'s probabilities with --seed (default: '
+                             'the run\'s data.seq_decode)')
     sample.add_argument('--step', type=int, default=None, help='checkpoint step (latest if unset)')
     sample.add_argument('--best', action='store_true',
                         help='use the best checkpoint (WORKDIR/best) kept by evaluation during '
@@ -429,6 +433,8 @@ def _sample(args, extra) -> None:
     if kind.startswith('.'):
         from ganjax import writers
 
+        if args.decode is not None:
+            config.data.seq_decode = args.decode
         detail = writers.writer_for(kind)(args.out, scaling.to_data(x), labels, names, config,
                                           args.seed)
         print(f'[ganjax] {detail}')

@@ -31,6 +31,13 @@ _CHOICES = {
     'parallel.strategy': ('jit', 'pmap'),
     'parallel.distributed': ('auto', 'on', 'off'),
     'eval.features': ('auto', 'raw', 'classifier', 'inception'),
+    # DNA FASTA data (ganjax/data/fasta.py) and its sample files.
+    'data.seq_long': ('error', 'random_crop', 'centre_crop', 'skip'),
+    'data.seq_short': ('error', 'pad', 'skip'),
+    'data.seq_pad': ('A', 'C', 'G', 'T', 'N'),
+    'data.seq_ambiguous': ('skip', 'uniform'),
+    'data.seq_decode': ('argmax', 'sample'),
+    'model.seq_output': ('softmax', 'gumbel_softmax'),
 }
 
 
@@ -265,7 +272,8 @@ _POSITIVE = ('model.latent_dim', 'model.g_features', 'model.d_features', 'model.
              'train.num_samples', 'penalty.interval', 'train.steps_per_call', 'parallel.fsdp',
              'data.on_device_max_mb', 'eval.num_samples', 'eval.batch_size', 'optim.eps',
              'data.threads', 'data.crops_per_image', 'augment.ada_interval',
-             'augment.ada_kimg', 'sweep.member_devices')
+             'augment.ada_kimg', 'sweep.member_devices', 'model.res_blocks',
+             'model.kernel_size', 'model.res_scale', 'model.temperature')
 _NON_NEGATIVE = ('optim.g_lr', 'optim.d_lr', 'optim.optimism', 'loss.weight_clip',
                  'penalty.weight', 'optim.grad_clip_norm', 'optim.weight_decay', 'data.prefetch',
                  'data.image_size', 'data.channels', 'parallel.num_devices',
@@ -273,7 +281,7 @@ _NON_NEGATIVE = ('optim.g_lr', 'optim.d_lr', 'optim.optimism', 'loss.weight_clip
                  'optim.schedule_steps', 'data.workers', 'loss.class_weight',
                  'data.num_labels', 'data.label_seed', 'data.labelled_batch_size', 'data.crop_size',
                  'data.train_examples', 'data.num_genes', 'sweep.num_random',
-                 'sweep.members_per_pass')
+                 'sweep.members_per_pass', 'data.seq_length')
 # [0, 1): decay rates, where 1 would freeze an average and more would make it diverge.
 _UNIT_INTERVAL = {
     'optim.b1': "Adam's beta1, SGD's momentum",

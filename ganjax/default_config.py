@@ -27,7 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.imports = ()
 
     config.model = ml_collections.ConfigDict()
-    config.model.arch = 'dcgan'  # ganjax.models.ARCHITECTURES: mlp | dcgan | resnet
+    config.model.arch = 'dcgan'  # ganjax.models.ARCHITECTURES: mlp | dcgan | resnet | resnet1d
     config.model.latent_dim = 100
     config.model.g_features = 64  # base width of G (DCGAN ngf, ResNet channels, MLP hidden units)
     config.model.d_features = 64  # base width of D
@@ -51,6 +51,14 @@ def get_config() -> ml_collections.ConfigDict:
     # each sample scaled to sum to model.library_size: scGAN's LSN layer).
     config.model.output_activation = 'tanh'
     config.model.library_size = 0.0
+    # arch='resnet1d' (DNA, Killoran et al. 2017 / FBGAN): residual blocks, their conv width and
+    # the weight of their residual branch; G's output softmax | gumbel_softmax, the logits divided
+    # by `temperature`. Channels are g_features / d_features.
+    config.model.res_blocks = 5
+    config.model.kernel_size = 5
+    config.model.res_scale = 0.3
+    config.model.seq_output = 'softmax'
+    config.model.temperature = 1.0
     config.model.param_dtype = 'float32'  # storage dtype of parameters (see `precision`)
     # Class-conditional G and D over the dataset's classes; needs labelled data.
     config.model.conditional = False
@@ -64,7 +72,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.d_head = 'auto'
 
     config.data = ml_collections.ConfigDict()
-    config.data.name = 'mnist_5k'  # ganjax.data.DATASETS: mnist_5k|tfds|image_folder|csv|ring8|grid25
+    # ganjax.data.DATASETS: mnist_5k | tfds | image_folder | csv | fasta | ring8 | grid25
+    config.data.name = 'mnist_5k'
     config.data.tfds_name = ''  # for name=tfds: mnist, cifar10, celeb_a, ...
     config.data.data_dir = ''  # tfds data_dir ('' = tfds default, ~/tensorflow_datasets)
     config.data.path = ''  # folder for image_folder, file for csv
@@ -98,6 +107,24 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.crop_mode = 'random'
     # Leave unreadable or odd files out (logged with a count) instead of stopping at the first.
     config.data.skip_bad_files = False
+    # fasta only (ganjax/data/fasta.py): one-hot [seq_length, 4] DNA. seq_length 0 = the first
+    # record's length. Longer records: error | random_crop | centre_crop | skip; shorter: error |
+    # pad (with seq_pad: A, C, G, T, or N = an all-zero row) | skip. N and other IUPAC codes:
+    # skip (the record) | uniform (one allowed base, drawn once). Labels: seq_label_regex (its
+    # first group, searched in the header) or seq_label_table (record id, label).
+    config.data.seq_length = 0
+    config.data.seq_long = 'error'
+    config.data.seq_short = 'error'
+    config.data.seq_pad = 'N'
+    config.data.seq_ambiguous = 'skip'
+    config.data.seq_label_regex = ''
+    config.data.seq_label_table = ''
+    # JASPAR matrix IDs the sequence metrics scan for, e.g. ('MA0139.1',); () = the motifs of a
+    # planted.json beside the FASTA file (the default data), else none.
+    config.data.seq_motifs = ()
+    # How `ganjax sample --out x.fa` decodes the generator's per-base probabilities: argmax |
+    # sample (draws each base from them, with the --seed of the command).
+    config.data.seq_decode = 'argmax'
     config.data.eval_fraction = 0.1  # held out when a dataset has no evaluation split
     config.data.split_seed = 0  # seed of that train/eval split
     # > 0: train on this many examples of the training split (a random subset drawn with

@@ -52,6 +52,8 @@ RESUMABLE_CHANGES = frozenset({
     # the best-checkpoint record: values of different metrics are not comparable.)
     'eval.every', 'eval.num_samples', 'eval.batch_size', 'eval.features', 'eval.features_dir',
     'eval.inception_weights', 'eval.best_metric',
+    # DNA: which motifs the sequence metrics scan for, how sample files decode bases.
+    'data.seq_motifs', 'data.seq_decode',
     # Where the run's own losses and penalties are defined (a moved module): the run records
     # the names they register, which must stay the same.
     'imports',

@@ -45,6 +45,8 @@ class SampleWriter(Protocol):
 SAMPLE_WRITERS: dict[str, str] = {
     '.h5ad': 'ganjax.data.expression:write_h5ad',
     '.csv': 'ganjax.data.expression:write_csv',
+    '.fa': 'ganjax.data.fasta:write_fasta',
+    '.fasta': 'ganjax.data.fasta:write_fasta',
 }
 
 

@@ -44,8 +44,8 @@ def all_batch(source):
 
 
 def test_registry_lists_datasets_and_rejects_unknown_names():
-    assert set(data_lib.DATASETS) == {'mnist_5k', 'tfds', 'image_folder', 'csv', 'ring8',
-                                      'grid25', 'expression', 'pbmc68k_reduced'}
+    assert set(data_lib.DATASETS) == {'mnist_5k', 'tfds', 'image_folder', 'csv', 'fasta',
+                                      'ring8', 'grid25', 'expression', 'pbmc68k_reduced'}
     with pytest.raises(ConfigError, match=r"no_such_data.*mnist_5k"):
         data_lib.build_source(make_config(name='no_such_data'), 'train')
 
@@ -503,6 +503,8 @@ def test_every_dataset_declares_its_scaling(tmp_path):
     Image.new('RGB', (8, 8), (9, 9, 9)).save(tmp_path / 'b.png')
     table = tmp_path / 't.csv'
     table.write_text('a,b\n' + '\n'.join(f'{i},{2 * i}' for i in range(20)) + '\n')
+    sequences = tmp_path / 's.fa'
+    sequences.write_text(''.join(f'>s{i}\nACGTTGCA\n' for i in range(10)))
     configs = {
         'mnist_5k': (make_config(), Scaling.image(8)),
         'tfds': (make_config(name='tfds', tfds_name='mnist', data_dir=str(tmp_path)),
@@ -510,6 +512,7 @@ def test_every_dataset_declares_its_scaling(tmp_path):
         'image_folder': (make_config(name='image_folder', path=str(tmp_path), eval_fraction=0.5),
                          Scaling.image(8)),
         'csv': (make_config(name='csv', path=str(table)), Scaling.identity()),
+        'fasta': (make_config(name='fasta', path=str(sequences)), Scaling.one_hot('uint8')),
         'ring8': (make_config(name='ring8'), Scaling.identity()),
         'grid25': (make_config(name='grid25'), Scaling.identity()),
         'expression': (make_config(name='expression', path=str(table)), Scaling.identity()),

@@ -28,6 +28,7 @@ SHAPES = {
     'mlp': [(2,), (16,), (28, 28, 1)],
     'dcgan': [(28, 28, 1), (32, 32, 3), (64, 64, 3), (64, 4)],
     'resnet': [(32, 32, 3), (64, 4)],
+    'resnet1d': [(16, 4)],
 }
 CASES = [(arch, shape) for arch in SHAPES for shape in SHAPES[arch]]
 
@@ -449,7 +450,7 @@ def test_spectral_norm_sigma_converges_to_top_singular_value():
 
 
 @pytest.mark.parametrize('arch,shape,overrides,match', [
-    ('gan9000', (2,), {}, r"model\.arch='gan9000' is not one of \['dcgan', 'mlp', 'resnet'\]"),
+    ('gan9000', (2,), {}, r"model\.arch='gan9000' is not one of \['dcgan', 'mlp', 'resnet', 'resnet1d'\]"),
     ('dcgan', (32, 32, 3), dict(upsample='bilinear'), r"model\.upsample='bilinear' is not one of .*conv_d2s"),
     ('resnet', (16,), {}, 'vector'),
     ('dcgan', (2,), {}, 'vector'),

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from ganjax.data.embedded import build_mnist_5k
 from ganjax.data.expression import build_expression, build_pbmc68k
+from ganjax.data.fasta import build_fasta
 from ganjax.data.image_folder import build_image_folder
 from ganjax.data.iterator import BatchIterator
 from ganjax.data.labels import PartialLabels, with_partial_labels
@@ -33,6 +34,7 @@ DATASETS: dict[str, Callable[[Any, str], Source]] = {
     'csv': build_csv,
     'expression': build_expression,
     'pbmc68k_reduced': build_pbmc68k,
+    'fasta': build_fasta,
     'ring8': build_ring8,
     'grid25': build_grid25,
 }

@@ -66,6 +66,11 @@ class MixtureModes:
         return {k: float(modes[k]) for k in self.names(0)}
 
 
+def _sequence(source: Any, config: Any) -> DomainMetrics:
+    from ganjax.metrics import sequence  # noqa: PLC0415 (DNA runs only)
+    return sequence.build(source, config)
+
+
 def _mixture(source: Any, config: Any) -> DomainMetrics:
     del config
     return MixtureModes(source.centers, source.std)
@@ -81,6 +86,7 @@ def _expression(source: Any, config: Any) -> DomainMetrics:
 DOMAIN_METRICS: dict[str, Callable[[Any, Any], DomainMetrics]] = {
     'mixture': _mixture,
     'expression': _expression,
+    'sequence': _sequence,
 }
 
 

@@ -23,6 +23,8 @@ from ganjax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_plan
 from ganjax.models.layers import UPSAMPLE, depth_to_space, space_to_depth
 from ganjax.models.mlp import MLPDiscriminator, MLPGenerator
 from ganjax.models.resnet import ResNetDiscriminator, ResNetGenerator, resnet_base_shape
+from ganjax.models.resnet1d import ResNet1DDiscriminator, ResNet1DGenerator
+from ganjax.models import resnet1d
 
 def model_defaults() -> dict[str, Any]:
     """The `model` section of ganjax/default_config.py, the one place where defaults are set.
@@ -213,12 +215,45 @@ def build_resnet(config: Any, data_shape: tuple[int, ...],
     return g, d
 
 
+def build_resnet1d(config: Any, data_shape: tuple[int, ...],
+                   num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    """Builds the 1D residual pair of the DNA GANs (Killoran et al. 2017, FBGAN) for [L, 4] data.
+
+    Args:
+      config: ``config.model``: g_features / d_features (channels), res_blocks, kernel_size,
+        res_scale, seq_output, temperature, g_norm / d_norm, spectral norm, conditioning.
+      data_shape: ``(length, alphabet)``.
+      num_classes: the classes of a class-conditional pair (see :func:`class_split`).
+
+    Returns:
+      ``(ResNet1DGenerator, ResNet1DDiscriminator)``.
+
+    Raises:
+      ConfigError: a data shape that is not [length, alphabet], or a bad option.
+    """
+    o, shape = _options(config, data_shape)
+    resnet1d.check_options(o, shape)
+    g_classes, d_classes, head = class_split(o['d_head'], num_classes)
+    blocks = dict(num_blocks=o['res_blocks'], kernel_size=o['kernel_size'],
+                  res_scale=float(o['res_scale']), dtype=o['dtype'],
+                  param_dtype=o['param_dtype'])
+    g = ResNet1DGenerator(shape, latent_dim=o['latent_dim'], features=o['g_features'],
+                          output=o['seq_output'], temperature=float(o['temperature']),
+                          norm=o['g_norm'], spectral_norm=o['g_spectral_norm'],
+                          num_classes=g_classes, conditioning=o['g_conditioning'], **blocks)
+    d = ResNet1DDiscriminator(features=o['d_features'], norm=o['d_norm'],
+                              spectral_norm=o['d_spectral_norm'], num_classes=d_classes,
+                              head=head, **blocks)
+    return g, d
+
+
 #: Architecture name -> builder(model_config, data_shape, num_classes) -> (generator,
 #: discriminator).
 ARCHITECTURES: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {
     'mlp': build_mlp,
     'dcgan': build_dcgan,
     'resnet': build_resnet,
+    'resnet1d': build_resnet1d,
 }
 
 #: Small widths per architecture, for tests and smoke runs (compile in seconds on CPU). Merge into
@@ -227,6 +262,7 @@ TINY_MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
     'mlp': dict(latent_dim=8, g_features=16, d_features=16, mlp_layers=2),
     'dcgan': dict(latent_dim=8, g_features=4, d_features=4),
     'resnet': dict(latent_dim=8, g_features=8, d_features=8),
+    'resnet1d': dict(latent_dim=8, g_features=8, d_features=8, res_blocks=1, kernel_size=3),
 }
 
 
@@ -257,5 +293,6 @@ __all__ = [
     'ARCHITECTURES', 'model_defaults', 'TINY_MODEL_OVERRIDES', 'UPSAMPLE', 'build_models',
     'build_mlp', 'build_dcgan', 'build_resnet', 'MLPGenerator', 'MLPDiscriminator',
     'DCGANGenerator', 'DCGANDiscriminator', 'ResNetGenerator', 'ResNetDiscriminator',
+    'build_resnet1d', 'ResNet1DGenerator', 'ResNet1DDiscriminator',
     'class_split', 'D_HEADS', 'dcgan_plan', 'resnet_base_shape', 'depth_to_space', 'space_to_depth',
 ]
