@@ -98,7 +98,7 @@ def main(argv=None) -> int:
         record[f'{name}_images_per_sec'] = r.get('images_per_sec')
     record['results'] = results
     ganjax_rate = record['ganjax_images_per_sec']
-    print(f'{label}, batch {args.batch}, {args.precision}, on {record["device_kind"]}:')
+    print(f'{label}, batch {args.batch}, {args.precision}, on {record["machine"]}:')
     for name, r in results.items():
         rate = r.get('images_per_sec')
         if rate is None:

@@ -35,6 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as torch_spectral_norm
 
+# benchmarks/machine.py (the CPU's model and ISA, without jax), one folder up.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import machine  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 #: Peer name -> (ganjax config file relative to the repository root, data shape (H, W, C)).
@@ -944,7 +948,7 @@ def measure(model: str, batch_size: int = 64, n_critic: Optional[int] = None, st
         'compile_mode': compile_mode,
         'device': str(dev),
         'device_name': (torch.cuda.get_device_name(dev) if dev.type == 'cuda'
-                        else platform.processor() or platform.machine()),
+                        else machine.cpu_model()),
         'precision': precision,
         'channels_last': channels_last,
         'data_shape': list(shape),
@@ -972,7 +976,7 @@ def measure(model: str, batch_size: int = 64, n_critic: Optional[int] = None, st
         'final_g_loss': float(g_loss) if g_loss is not None else None,
         'torch_version': torch.__version__,
         'threads': torch.get_num_threads(),
-        'cpu_count': os.cpu_count(),
+        **machine.cpu_info(),
         'platform': platform.platform(),
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
     }
