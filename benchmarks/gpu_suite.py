@@ -207,10 +207,14 @@ def summarize(results_dir: str) -> tuple[list[dict], dict]:
     return rows, status
 
 
-def summary(results_dir: str) -> int:
-    """Prints the summary table and writes summary_<device>.md/.json in `results_dir`."""
+def summary(results_dir: str, device: str = 'unknown') -> int:
+    """Prints the summary table and writes summary_<device>.md/.json in `results_dir`.
+
+    Args:
+      results_dir: the suite's results folder.
+      device: the machine's name where no result file records one (every section failed).
+    """
     rows, status = summarize(results_dir)
-    device = 'unknown'
     for path in sorted(glob.glob(os.path.join(results_dir, '*.json'))):
         r = _load(path)
         if r and r.get('machine'):
@@ -245,10 +249,12 @@ def main(argv=None) -> int:
     pre.add_argument('--dry-run', action='store_true', help='CPU: no GPU needed')
     summ = sub.add_parser('summary', help='the table of a results folder')
     summ.add_argument('results_dir')
+    summ.add_argument('--device', default='unknown',
+                      help='machine name if no result file records one')
     args = p.parse_args(argv)
     if args.cmd == 'preflight':
         return preflight(args.dry_run)
-    return summary(args.results_dir)
+    return summary(args.results_dir, args.device)
 
 
 if __name__ == '__main__':

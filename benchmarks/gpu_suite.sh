@@ -71,8 +71,11 @@ if [[ $DRY == 1 ]]; then
 else
   pre_args=()
 fi
-DEV="$("$PY" benchmarks/gpu_suite.py preflight "${pre_args[@]}")"
-if [[ $? != 0 || -z "$DEV" ]]; then
+# The preflight prints the device's file-safe name as its last line on stdout.
+pre_out="$("$PY" benchmarks/gpu_suite.py preflight "${pre_args[@]}")"
+pre_rc=$?
+DEV="$(tail -n 1 <<< "$pre_out")"
+if [[ $pre_rc != 0 || -z "$DEV" ]]; then
   echo "gpu_suite.sh: preflight failed (above); nothing was run." >&2
   exit 1
 fi
@@ -163,5 +166,5 @@ section population "${BUDGETS[7]}" "$PY" benchmarks/population.py "${POP[@]}" \
   --out "$OUT/population_$DEV.json"
 
 echo
-"$PY" benchmarks/gpu_suite.py summary "$OUT"
+"$PY" benchmarks/gpu_suite.py summary "$OUT" --device "$DEV"
 echo "whole suite: $((SECONDS - START)) s of a ${BUDGET} s budget"
