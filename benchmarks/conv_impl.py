@@ -183,9 +183,9 @@ def main(argv=None) -> int:
     report = {
         'benchmark': 'conv_impl',
         'measure': ('jit(forward + vjp wrt input and kernel) of one stride-1 SAME conv, in '
-                    f'{args.dtype}, median seconds over repeats after warm-up; the (impl, options) cases of a '
-                    'layer timed round-robin; speedup_vs_xla is against impl xla with the default '
-                    'options'),
+                    f'{args.dtype}, median seconds over repeats after warm-up; the (impl, options) '
+                    'cases of a layer timed round-robin; speedup_vs_xla is against impl xla with '
+                    'the default options'),
         **common.environment(),
         'xla_flags': os.environ.get('XLA_FLAGS', ''),
         'args': vars(args),

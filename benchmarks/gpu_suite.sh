@@ -61,7 +61,8 @@ if [[ -n "${GANJAX_WHEELS:-}" ]]; then
   site="${TMPDIR:-/tmp}/ganjax_suite_site"
   echo "installing the wheels in $GANJAX_WHEELS into $site"
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target "$site" "$GANJAX_WHEELS"/*.whl || { echo "pip install of $GANJAX_WHEELS failed" >&2; exit 1; }
+    --target "$site" "$GANJAX_WHEELS"/*.whl ||
+    { echo "pip install of $GANJAX_WHEELS failed" >&2; exit 1; }
   export PYTHONPATH="$PYTHONPATH:$site"
 fi
 
@@ -89,7 +90,8 @@ if [[ $DRY == 1 ]]; then
   POP=(--models ring --sizes 2 --steps 20 --sharing_size 0)
   # One CPU device, but two simulated ones for the sharded section, so that it really shards.
   # (LLVM at -O0: compiles twice as fast; the dry run checks plumbing, not speed.)
-  export XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=0 --xla_force_host_platform_device_count=1"
+  XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=0"
+  export XLA_FLAGS="$XLA_FLAGS --xla_force_host_platform_device_count=1"
   JIT_ENV=(env XLA_FLAGS="$XLA_FLAGS --xla_force_host_platform_device_count=2")
   B_JIT=8
   # torch.compile takes minutes on a CPU: the dry run checks the peers' plumbing with eager only

@@ -8,10 +8,11 @@ already on the devices, and reports:
 * steps/s and images/s (real images consumed: batch x n_critic per step);
 * peak device memory: the allocator's peak where the device reports one (GPU, TPU), else XLA's
   estimate for the compiled program (arguments + outputs + temporaries - donated aliases);
-* MFU: XLA's FLOP count of the one-step program (`cost_analysis` of the lowered program; with the
-  n_critic loop unrolled, because the analysis counts a loop body once) times steps/s, over the peak FLOP/s of
-  the devices used: `PEAK_FLOPS` for known accelerators, a measured large matmul otherwise (CPU;
-  simulated CPU devices share the host's cores, so their peak is the host's, not 8 times it).
+* MFU: XLA's FLOP count of the one-step program (`cost_analysis` of the lowered program; with
+  the n_critic loop unrolled, because the analysis counts a loop body once) times steps/s, over
+  the peak FLOP/s of the devices used: `PEAK_FLOPS` for known accelerators, a measured large
+  matmul otherwise (CPU; simulated CPU devices share the host's cores, so their peak is the
+  host's, not 8 times it).
 
     python benchmarks/throughput.py --config configs/dcgan_mnist.py --batch 64
     python benchmarks/throughput.py --config configs/dcgan_celeba64.py --data_shape 64,64,3 \\

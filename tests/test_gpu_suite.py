@@ -1,4 +1,4 @@
-"""benchmarks/gpu_suite.sh runs end to end in its CPU dry run, and result files name their machine."""
+"""benchmarks/gpu_suite.sh runs end to end in its CPU dry run; result files name their machine."""
 
 import glob
 import json
