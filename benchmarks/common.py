@@ -8,6 +8,8 @@ import platform
 import flax
 import jax
 
+import machine  # benchmarks/machine.py, beside this file
+
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 
 
@@ -16,27 +18,29 @@ def device_kind() -> str:
     return jax.devices()[0].device_kind
 
 
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (platform.processor() where there is none)."""
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
+cpu_model = machine.cpu_model
+
+
+def machine_label() -> str:
+    """Which machine ran, in a few words for tables: the accelerator's name, or on the CPU its
+    model and ISA, e.g. 'NVIDIA H200' or 'AMD EPYC (AVX2+FMA, no AMX)'."""
+    device = jax.devices()[0]
+    if device.platform != 'cpu':
+        return device.device_kind
+    return f'{machine.cpu_model()} ({machine.isa_summary(machine.cpu_isa())})'
 
 
 def environment() -> dict:
-    """Device kind and count, CPU model, platform, CPU count, jax/flax versions and the UTC
-    date."""
+    """Device kind, name and count, the CPU's model and ISA flags (avx2, avx512*, amx*), platform,
+    CPU count, the 1-minute load average (timings under load are not comparable), jax/flax versions
+    and the UTC date."""
     return {
         'device_kind': device_kind(),
-        'cpu_model': cpu_model(),
+        'machine': machine_label(),
+        **machine.cpu_info(),
         'device_count': jax.device_count(),
         'platform': platform.platform(),
-        'cpu_count': os.cpu_count(),
+        'load_average_1min': os.getloadavg()[0] if hasattr(os, 'getloadavg') else None,
         'jax_version': jax.__version__,
         'flax_version': flax.__version__,
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),

@@ -75,18 +75,20 @@ def conv_flops(input_shape, kernel_shape) -> float:
 OPTIONS = {'default': None, 'eigen_conv': parallel.CPU_CONV_COMPILER_OPTIONS}
 
 
-def layer_cases(impl: str, input_shape, kernel_shape, options: list[str], warmup: int):
+def layer_cases(impl: str, input_shape, kernel_shape, options: list[str], warmup: int,
+                dtype=jnp.float32):
     """Compiles forward + backward of one conv with ``impl`` under each of ``options`` (skipping
     'eigen_conv' where the program has no convolution, as it would compile the same code) and runs
-    ``warmup`` calls of each.
+    ``warmup`` calls of each, with inputs, kernel and cotangent in ``dtype``.
 
     Returns:
       [(options name, compile seconds, function running one blocked call)].
     """
     fn = conv.CONV_IMPLS[impl]
-    x = jax.random.normal(jax.random.key(1), input_shape, jnp.float32)
-    k = 0.02 * jax.random.normal(jax.random.key(2), kernel_shape, jnp.float32)
-    ct = jax.random.normal(jax.random.key(3), (*input_shape[:-1], kernel_shape[-1]), jnp.float32)
+    x = jax.random.normal(jax.random.key(1), input_shape, jnp.float32).astype(dtype)
+    k = (0.02 * jax.random.normal(jax.random.key(2), kernel_shape, jnp.float32)).astype(dtype)
+    ct = jax.random.normal(jax.random.key(3), (*input_shape[:-1], kernel_shape[-1]),
+                           jnp.float32).astype(dtype)
 
     def fwd_bwd(x, k, ct):
         y, vjp = jax.vjp(lambda x, k: fn(x, k), x, k)
@@ -126,6 +128,9 @@ def main(argv=None) -> int:
                         help=f'comma-separated compile option sets, of {sorted(OPTIONS)}')
     parser.add_argument('--layers', default='',
                         help='comma-separated layer indices (0 = first conv) to run; "" = all')
+    parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'),
+                        help='of the inputs, kernel and cotangent (bfloat16: what precision=bf16 '
+                             'computes a conv in)')
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--out', default='')
@@ -149,7 +154,7 @@ def main(argv=None) -> int:
         for impl in impls:
             print(f"{layer['name']} {impl}: compiling", file=sys.stderr, flush=True)
             for case in layer_cases(impl, layer['input_shape'], layer['kernel_shape'], options,
-                                    args.warmup):
+                                    args.warmup, jnp.dtype(args.dtype)):
                 cases.append((impl, *case))
         times = [[] for _ in cases]
         for _ in range(args.repeats):
@@ -177,17 +182,17 @@ def main(argv=None) -> int:
 
     report = {
         'benchmark': 'conv_impl',
-        'measure': ('jit(forward + vjp wrt input and kernel) of one stride-1 SAME conv, float32, '
-                    'median seconds over repeats after warm-up; the (impl, options) cases of a '
-                    'layer timed round-robin; speedup_vs_xla is against impl xla with the default '
-                    'options'),
+        'measure': ('jit(forward + vjp wrt input and kernel) of one stride-1 SAME conv, in '
+                    f'{args.dtype}, median seconds over repeats after warm-up; the (impl, options) '
+                    'cases of a layer timed round-robin; speedup_vs_xla is against impl xla with '
+                    'the default options'),
         **common.environment(),
         'xla_flags': os.environ.get('XLA_FLAGS', ''),
         'args': vars(args),
         'results': records,
     }
     out = common.write_result(report, args.out, 'conv_impl')
-    print(f"{report['device_kind']}, batch {args.batch}, DCGAN-{args.size} g_features "
+    print(f"{report['machine']}, {args.dtype}, batch {args.batch}, DCGAN-{args.size} g_features "
           f"{args.features}, jax {jax.__version__}, flax {flax.__version__}, "
           f"XLA_FLAGS={report['xla_flags']!r}")
     print(f"{'layer':<10} {'input':<16} {'kernel':<14} {'impl':<13} {'options':<11} "

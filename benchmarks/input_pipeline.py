@@ -46,6 +46,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  (benchmarks/common.py, beside this script)
+import machine  # noqa: E402  (benchmarks/machine.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -264,8 +265,7 @@ def main():
               f'{r["min"]:,.0f} - {r["max"]:,.0f} | {r["vs_thread"]:.2f}x | {cpu} | '
               f'{r["startup_and_warmup_s"]:.1f} |')
     record = {
-        'benchmark': 'input_pipeline', 'cpu_model': common.cpu_model(),
-        'cpu_count': os.cpu_count(),
+        'benchmark': 'input_pipeline', **machine.cpu_info(),
         'platform': platform.platform(), 'versions': versions(),
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'settings': {k: v for k, v in vars(args).items() if k != 'out'},

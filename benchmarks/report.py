@@ -41,19 +41,24 @@ def _mb(x) -> str:
     return '' if x is None else f'{x / 2 ** 20:,.0f}'
 
 
+def _machine(r: dict) -> str:
+    """The machine a result ran on (files from before it was recorded: the CPU model, if any)."""
+    return r.get('machine') or r.get('cpu_model') or 'not recorded'
+
+
 def markdown(device: str, runs: list[dict], peers: list[dict], failures: list[dict]) -> str:
     """The table of one device's results."""
     lines = [f'### {device}', '',
              '| model | strategy | devices | precision | batch | images/s | steps/s | step (ms) '
-             '| MFU | peak memory (MiB) | compile (s) | file |',
-             '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+             '| MFU | peak memory (MiB) | compile (s) | machine | file |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     for r in sorted(runs, key=_key):
         mfu = f"{100 * r['mfu']:.1f}%" if r.get('mfu') is not None else ''
         lines.append(
             f"| {r['model']} | {r['strategy']} | {r['num_devices']} | {r['precision']} | "
             f"{r['batch_size']} | {r['images_per_sec']:,.1f} | {r['steps_per_sec']:.2f} | "
             f"{1000 * r['step_s_median']:,.1f} | {mfu} | {_mb(r.get('peak_memory_bytes'))} | "
-            f"{r['compile_s']:.1f} | {r['_file']} |")
+            f"{r['compile_s']:.1f} | {_machine(r)} | {r['_file']} |")
     if failures:
         lines += ['', 'Cells that did not complete:', '']
         for f in failures:
@@ -62,8 +67,8 @@ def markdown(device: str, runs: list[dict], peers: list[dict], failures: list[di
                              f"{cell['batch_size']}: {cell['error']}")
     if peers:
         lines += ['', '| model | precision | batch | ganjax images/s | PyTorch eager | '
-                  'torch.compile | ganjax / eager | ganjax / compile | file |',
-                  '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+                  'torch.compile | ganjax / eager | ganjax / compile | machine | file |',
+                  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
         for p in sorted(peers, key=_key):
             def fmt(key):
                 v = p.get(key)
@@ -76,7 +81,7 @@ def markdown(device: str, runs: list[dict], peers: list[dict], failures: list[di
                 f"| {p['model']} | {p['precision']} | {p['batch_size']} | "
                 f"{fmt('ganjax_images_per_sec')} | {fmt('torch_eager_images_per_sec')} | "
                 f"{fmt('torch_compile_images_per_sec')} | {ratio('torch_eager_images_per_sec')} "
-                f"| {ratio('torch_compile_images_per_sec')} | {p['_file']} |")
+                f"| {ratio('torch_compile_images_per_sec')} | {_machine(p)} | {p['_file']} |")
     return '\n'.join(lines) + '\n'
 
 

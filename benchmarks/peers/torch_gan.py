@@ -35,6 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as torch_spectral_norm
 
+# benchmarks/machine.py (the CPU's model and ISA, without jax), one folder up.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import machine  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 #: Peer name -> (ganjax config file relative to the repository root, data shape (H, W, C)).
@@ -58,11 +62,12 @@ RESNET_UP_BLOCKS = 3
 # Config
 
 
-def load_config(model: str):
+def load_config(model: str, overrides: Optional[dict] = None):
     """Loads the ganjax config a peer stands for.
 
     Args:
       model: a key of :data:`MODELS`.
+      overrides: dotted key -> value text, applied as `ganjax train --config.KEY=VALUE` does.
 
     Returns:
       ``(config, data_shape)``: the ml_collections ConfigDict and ``(H, W, C)``.
@@ -73,7 +78,11 @@ def load_config(model: str):
         sys.path.insert(0, ROOT)
     from ganjax import config as config_lib  # noqa: PLC0415 (imports ml_collections only)
     path, shape = MODELS[model]
-    return config_lib.load_config_file(os.path.join(ROOT, path)), shape
+    config = config_lib.load_config_file(os.path.join(ROOT, path))
+    if overrides:
+        config_lib.apply_overrides(config, overrides)
+        config_lib.validate(config)
+    return config, shape
 
 
 def check_supported(config) -> None:
@@ -875,7 +884,8 @@ def _dynamo_counts() -> dict:
 def measure(model: str, batch_size: int = 64, n_critic: Optional[int] = None, steps: int = 10,
             warmup: int = 2, mode: str = 'eager', layers: str = 'ganjax', device: str = 'cpu',
             precision: str = 'float32', compile_mode: Optional[str] = None,
-            channels_last: bool = False, threads: Optional[int] = None, seed: int = 0) -> dict:
+            channels_last: bool = False, threads: Optional[int] = None, seed: int = 0,
+            overrides: Optional[dict] = None) -> dict:
     """Times the PyTorch peer's training step.
 
     The first step (which compiles, in mode 'compile') is timed on its own as ``first_step_s``;
@@ -896,6 +906,7 @@ def measure(model: str, batch_size: int = 64, n_critic: Optional[int] = None, st
       channels_last: NHWC memory format for activations and conv weights.
       threads: torch.set_num_threads (None: PyTorch's default).
       seed: torch.manual_seed.
+      overrides: ganjax config overrides (dotted key -> value text), e.g. smaller widths.
 
     Returns:
       A JSON-serializable dict; ``images_per_sec`` = batch x n_critic / median step time.
@@ -903,7 +914,7 @@ def measure(model: str, batch_size: int = 64, n_critic: Optional[int] = None, st
     if threads:
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
-    config, shape = load_config(model)
+    config, shape = load_config(model, overrides)
     if layers == 'pytorch_example' and model != 'dcgan64':
         raise ValueError('layers="pytorch_example" exists for model="dcgan64" only')
     G, D = build_models(config, shape, layers)
@@ -944,7 +955,7 @@ def measure(model: str, batch_size: int = 64, n_critic: Optional[int] = None, st
         'compile_mode': compile_mode,
         'device': str(dev),
         'device_name': (torch.cuda.get_device_name(dev) if dev.type == 'cuda'
-                        else platform.processor() or platform.machine()),
+                        else machine.cpu_model()),
         'precision': precision,
         'channels_last': channels_last,
         'data_shape': list(shape),
@@ -972,7 +983,7 @@ def measure(model: str, batch_size: int = 64, n_critic: Optional[int] = None, st
         'final_g_loss': float(g_loss) if g_loss is not None else None,
         'torch_version': torch.__version__,
         'threads': torch.get_num_threads(),
-        'cpu_count': os.cpu_count(),
+        **machine.cpu_info(),
         'platform': platform.platform(),
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
     }
@@ -997,10 +1008,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', default='', help='also write the result to this file')
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from ganjax import config as config_lib  # noqa: PLC0415 (imports ml_collections only)
+    try:
+        overrides = config_lib.parse_override_args(extra)
+    except config_lib.ConfigError as e:
+        parser.error(str(e))
     result = measure(args.model, args.batch, args.n_critic, args.steps, args.warmup, args.mode,
                      args.layers, args.device, args.precision, args.compile_mode,
-                     args.channels_last, args.threads, args.seed)
+                     args.channels_last, args.threads, args.seed, overrides)
+    result['overrides'] = overrides
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
