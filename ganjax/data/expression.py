@@ -22,7 +22,8 @@ Preprocessing (data.preprocess), applied once when the table is read and recorde
 data.values says what the file holds ('counts', or 'log1p' values whose expm1 are counts; 'auto'
 is 'log1p' for the embedded PBMCs' raw.X and 'counts' otherwise) so that the normalisation works
 on counts. data.num_genes keeps that many genes of highest variance on the training split (highly
-variable genes; 0 = all). On top, data.standardize makes the model see each gene as
+variable genes; 0 = all), and the library-size normalisation then counts those genes only. On
+top, data.standardize makes the model see each gene as
 z-scores (a `Scaling`, inverted exactly). Samples are written back (`ganjax sample --out
 cells.h5ad|cells.csv`) in the file's own units: the log and the standardisation are inverted; the
 per-cell library size is not recoverable, so written counts are normalised to data.target_sum.
@@ -51,7 +52,9 @@ BAD_ROWS = ('error', 'drop')
 EXTENSIONS = ('.h5ad', '.csv', '.tsv', '.txt', '.csv.gz', '.tsv.gz', '.npz')
 
 
-@dataclasses.dataclass(frozen=True)
+# eq=False: compared and hashed by identity (the arrays are not hashable), so that a read
+# table can key the cache of its preprocessed values.
+@dataclasses.dataclass(frozen=True, eq=False)
 class Expression:
     """An expression table as read from a file.
 
@@ -366,7 +369,7 @@ def read_expression(path: str, layer: str = '', label_column: str = '', index_co
 @functools.lru_cache(maxsize=4)
 def _cached(path: str, mtime_ns: int, size: int, layer: str, label_column: str,
             index_column: str, bad_rows: str, preprocessing: Preprocessing) -> Expression:
-    """Reads and preprocesses a file once per (path, version, options): train and eval share it."""
+    """Reads a file once per (path, version, options): train and eval share it."""
     del mtime_ns, size  # Only part of the cache key.
     expr = read_expression(path, layer, label_column, index_column, bad_rows)
     if preprocessing.kind != 'none' and bad_rows == 'drop':
@@ -379,10 +382,19 @@ def _cached(path: str, mtime_ns: int, size: int, layer: str, label_column: str,
                 cells=tuple(expr.cells[i] for i in keep),
                 dropped=expr.dropped + tuple((_cell_name(expr.cells, r), 'no counts')
                                              for r in empty))
-    x = preprocessing.forward(expr.x, expr.cells, path)
-    x.flags.writeable = False
+    expr.x.flags.writeable = False
     expr.labels.flags.writeable = False
-    return dataclasses.replace(expr, x=x)
+    return expr
+
+
+@functools.lru_cache(maxsize=4)
+def _preprocessed(expr: Expression, preprocessing: Preprocessing,
+                  genes: tuple[int, ...] | None = None) -> np.ndarray:
+    """The preprocessed values of a table (of some genes), once per table and options."""
+    x = expr.x if genes is None else expr.x[:, list(genes)]
+    out = preprocessing.forward(x, expr.cells, expr.path)
+    out.flags.writeable = False
+    return out
 
 
 def options(config: Any) -> dict[str, Any]:
@@ -461,10 +473,14 @@ def _build(config: Any, split: str, path: str, defaults: dict[str, Any],
                                      what=name)
     train_idx = idx if split == 'train' else source_lib.holdout_indices(
         len(expr.x), eval_fraction, seed, 'train', labels=stratify, what=name)
-    x, genes = expr.x, expr.genes
+    x, genes = _preprocessed(expr, prep), expr.genes
     if opts['num_genes']:
         keep = variable_genes(x[train_idx], opts['num_genes'], name)
-        x, genes = x[:, keep], tuple(genes[j] for j in keep)
+        genes = tuple(genes[j] for j in keep)
+        # Library sizes are those of the kept genes, so that each cell sums to target_sum (what
+        # a library-size output layer produces).
+        x = (_preprocessed(expr, prep, tuple(int(j) for j in keep)) if prep.kind != 'none'
+             else x[:, keep])
     if standardize:
         train_x = x[train_idx].astype(np.float64)
         scaling = Scaling.standardized(train_x.mean(axis=0), train_x.std(axis=0))
