@@ -10,6 +10,15 @@ in G (a gain and a bias per type in every BatchNorm layer; here also the type's 
 z) and a projection critic (Miyato & Koyama 2018). The types are the ten annotated ones of the embedded PBMCs (`obs['bulk_labels']`,
 from 240 dendritic cells down to 8 naive T cells). Evaluations add train-on-synthetic /
 test-on-real accuracy, per-type statistics and marker-gene recovery (ganjax/metrics/expression.py).
+
+Expected result (benchmarks/results/expression/cscgan_pbmc: 3,000 steps on 2 shared CPU cores,
+about 22 minutes; `ganjax eval --num 140`, the 140 held-out cells against as many generated with
+their types, beside the floor of 140 training cells): a random forest trained on the generated
+cells calls the types of real cells with accuracy 0.729, against 0.736 trained on real cells;
+per-type mean expression correlates 0.901 (floor 0.916); the top-10 marker genes of a type in real
+cells are markers in the generated ones 73% of the time (floor 69%; monocytes AIF1, FCGR3A, LST1,
+TYROBP, FCER1G in the same order); per-gene means correlate 0.98, RBF MMD 0.0026 (floor -0.001),
+and real and generated cells are still told apart (random-forest AUC 0.93, floor 0.41).
 """
 
 from configs import scgan_pbmc

@@ -428,6 +428,7 @@ class ExpressionSource(source_lib.ArraySource):
         cells: the cell names of this split ('' where the file has none).
         preprocessing: the `Preprocessing` applied to the stored values.
         dropped: (cell, reason) of the rows left out by data.bad_rows='drop' (whole file).
+        label_column: the column the labels came from ('' = none).
         domain: 'expression' (evaluations add `ganjax.metrics.expression`'s metrics).
     """
 
@@ -435,9 +436,12 @@ class ExpressionSource(source_lib.ArraySource):
 
     def __init__(self, x: np.ndarray, labels: np.ndarray, *, genes: tuple[str, ...],
                  cells: tuple[str, ...], preprocessing: Preprocessing,
-                 dropped: tuple[tuple[str, str], ...], **kwargs: Any):
-        """Args: as `ArraySource`, plus the genes, cells, preprocessing and dropped rows."""
+                 dropped: tuple[tuple[str, str], ...], label_column: str = '',
+                 **kwargs: Any):
+        """Args: as `ArraySource`, plus the genes, cells, preprocessing, dropped rows and the
+        label column's name."""
         super().__init__(x, labels, **kwargs)
+        self.label_column = label_column
         self.genes = tuple(genes)
         self.columns = self.genes
         self.cells = tuple(cells)
@@ -489,6 +493,7 @@ def _build(config: Any, split: str, path: str, defaults: dict[str, Any],
     return ExpressionSource(x[idx], expr.labels[idx], genes=genes,
                             cells=tuple(expr.cells[i] for i in idx), preprocessing=prep,
                             dropped=expr.dropped, num_classes=expr.num_classes,
+                            label_column=opts['label_column'],
                             name=f'{name} {split} ({len(genes)} genes)',
                             class_names=expr.class_names, scaling=scaling)
 
@@ -595,7 +600,7 @@ def write_h5ad(out: str, x: np.ndarray, labels, class_names, config: Any, seed: 
     """`ganjax sample --out cells.h5ad`: the samples as AnnData, with the run's genes.
 
     X holds the file's units (the preprocessing inverted; see the module docstring); obs has the
-    cell type each sample was generated for (under the run's data.label_column, or 'label');
+    cell type each sample was generated for (under the run's label column, or 'label');
     uns['ganjax'] records the preprocessing and the sampling seed.
 
     Returns:
@@ -604,9 +609,9 @@ def write_h5ad(out: str, x: np.ndarray, labels, class_names, config: Any, seed: 
     import anndata  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415
 
-    _, genes, prep, values = _table_for_writing(x, config, '--out .h5ad')
+    source, genes, prep, values = _table_for_writing(x, config, '--out .h5ad')
     obs = pd.DataFrame(index=[f'generated_{i}' for i in range(len(values))])
-    column = str(config.data.get('label_column', '') or 'label')
+    column = getattr(source, 'label_column', '') or 'label'
     names = _label_strings(labels, class_names)
     if names is not None:
         obs[column] = pd.Categorical(names, categories=list(class_names))
@@ -631,9 +636,9 @@ def write_csv(out: str, x: np.ndarray, labels, class_names, config: Any, seed: i
     import csv  # noqa: PLC0415
 
     del seed
-    _, columns, _, values = _table_for_writing(x, config, '--out .csv')
+    source, columns, _, values = _table_for_writing(x, config, '--out .csv')
     names = _label_strings(labels, class_names)
-    label_column = str(config.data.get('label_column', '') or 'label')
+    label_column = getattr(source, 'label_column', '') or 'label'
 
     def write(tmp):
         with open(tmp, 'w', newline='', encoding='utf-8') as f:
