@@ -244,8 +244,8 @@ class Evaluator:
         def body(stats, offset):
             key = jax.random.fold_in(rng, offset)
             z = sample_latent(key, count, self.latent_dim)
-            # A conditional generator is measured on a balanced cycle of classes (sample i of
-            # class i mod K), known to the metrics: every class gets its share of the samples.
+            # A conditional generator's sample i is of class fake_classes[i] (a balanced cycle,
+            # or the held-out classes), known to the metrics.
             y = None if not self.num_classes else jax.lax.dynamic_slice_in_dim(
                 jnp.asarray(self.fake_classes), offset, count)
             if self._constrain is not None and count % self._num_devices == 0:
