@@ -554,17 +554,6 @@ def build_pbmc68k(config: Any, split: str) -> ExpressionSource:
     return _build(config, split, str(PBMC68K_PATH), defaults, 'pbmc68k_reduced')
 
 
-def describe_preprocessing(source: ExpressionSource) -> str:
-    """One line for logs and file headers: what was done to the stored values."""
-    p = source.preprocessing
-    what = {'none': 'values as stored',
-            'library': f'library-size normalised to {p.target_sum:g} counts per cell',
-            'log1p_library': f'library-size normalised to {p.target_sum:g} counts per cell, '
-                             'then log1p'}[p.kind]
-    return json.dumps({'preprocess': what, 'file_values': p.values,
-                       'scaling': source.scaling.describe()})
-
-
 def _table_for_writing(x: np.ndarray, config: Any, what: str):
     """The run's held-out source (gene names, preprocessing) and x in the file's units."""
     from ganjax import data  # noqa: PLC0415 (the package imports this module)
